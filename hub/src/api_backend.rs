@@ -1,0 +1,248 @@
+//! The hub's implementation of the REST API's [`Backend`]: who a bearer is
+//! (API key or JWT), what it may do, and the mapping of [`HubError`] onto the
+//! API's error codes.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use hubbub_api::types::{
+    self as api, DisconnectRequest, Disconnected, History, Info, Presence, PublishRequest,
+};
+use hubbub_api::{ApiError, Backend, ErrorCode};
+
+use crate::auth::{ApiKeyIdentity, Identity, Permissions};
+use crate::broker::{Epoch, Position};
+use crate::config::NamespaceConfig;
+use crate::hub::{Hub, HubError, PublishInput};
+use crate::protocol::CloseCode;
+use crate::topic::Topic;
+
+/// A REST caller.
+#[derive(Debug)]
+pub enum Principal {
+    /// A configured API key.
+    ApiKey(ApiKeyIdentity),
+    /// A user token (JWT) presented as bearer.
+    User(Identity),
+}
+
+impl Principal {
+    fn can_publish(&self, topic: &Topic) -> bool {
+        self.permissions().can_publish(topic)
+    }
+
+    /// Reading history or presence: API keys by their publish scope, users by
+    /// their subscribe scope (or a public namespace).
+    fn can_read(&self, topic: &Topic, ns: &NamespaceConfig) -> bool {
+        match self {
+            Principal::ApiKey(k) => k.permissions.can_publish(topic),
+            Principal::User(u) => ns.public || u.permissions.can_subscribe(topic),
+        }
+    }
+
+    fn permissions(&self) -> &Permissions {
+        match self {
+            Principal::ApiKey(k) => &k.permissions,
+            Principal::User(u) => &u.permissions,
+        }
+    }
+}
+
+/// The hub as a REST backend.
+#[derive(Debug, Clone)]
+pub struct HubBackend(pub Arc<Hub>);
+
+/// The REST error for a hub error.
+pub(crate) fn api_error(err: HubError) -> ApiError {
+    ApiError::new(err.code(), err.to_string())
+}
+
+impl HubBackend {
+    fn fail(&self, err: HubError) -> ApiError {
+        self.0.metrics.error(err.code());
+        api_error(err)
+    }
+
+    fn forbidden(&self, action: &'static str, topic: Topic) -> ApiError {
+        self.fail(HubError::NotPermitted { action, topic })
+    }
+
+    fn readable(&self, who: &Principal, topic: &str) -> Result<(Topic, NamespaceConfig), ApiError> {
+        let (topic, ns) = self.0.resolve(topic).map_err(|e| self.fail(e))?;
+        if !who.can_read(&topic, ns) {
+            return Err(self.forbidden("read", topic));
+        }
+        Ok((topic, ns.clone()))
+    }
+
+    fn operator(&self, who: &Principal) -> Result<(), ApiError> {
+        match who {
+            Principal::ApiKey(_) => Ok(()),
+            Principal::User(_) => {
+                self.0.metrics.error(ErrorCode::Forbidden);
+                Err(ApiError::new(
+                    ErrorCode::Forbidden,
+                    "this endpoint needs an API key, not a user token",
+                ))
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl Backend for HubBackend {
+    type Principal = Principal;
+
+    fn authenticate(&self, bearer: &str) -> Result<Principal, ApiError> {
+        if let Some(key) = self.0.api_keys.lookup(bearer) {
+            if !self.0.api_limiter.allow(&key.name) {
+                self.0
+                    .metrics
+                    .rejected(crate::metrics::Rejection::RateLimited);
+                return Err(self.fail(HubError::RateLimited));
+            }
+            return Ok(Principal::ApiKey(key.clone()));
+        }
+        self.0
+            .verifier
+            .verify(bearer)
+            .map(Principal::User)
+            .map_err(|e| self.fail(HubError::Auth(e)))
+    }
+
+    async fn publish(
+        &self,
+        who: &Principal,
+        req: PublishRequest,
+    ) -> Result<api::Position, ApiError> {
+        let (topic, ns) = self.0.resolve(&req.topic).map_err(|e| self.fail(e))?;
+        if !who.can_publish(&topic) {
+            return Err(self.forbidden("publish", topic));
+        }
+        let input = PublishInput {
+            topic: req.topic,
+            event: req.event,
+            data: req.data,
+            idempotency_key: req.idempotency_key,
+        };
+        let position = self
+            .0
+            .publish(topic, ns, input)
+            .await
+            .map_err(|e| self.fail(e))?;
+        Ok(position.to_wire())
+    }
+
+    /// One pipelined broker call for every publication that passes its checks.
+    async fn batch(
+        &self,
+        who: &Principal,
+        reqs: Vec<PublishRequest>,
+    ) -> Vec<Result<api::Position, ApiError>> {
+        let mut out: Vec<Option<Result<api::Position, ApiError>>> = Vec::with_capacity(reqs.len());
+        let mut items = Vec::new();
+        for req in reqs {
+            match self.0.resolve(&req.topic) {
+                Err(e) => out.push(Some(Err(self.fail(e)))),
+                Ok((topic, _)) if !who.can_publish(&topic) => {
+                    out.push(Some(Err(self.forbidden("publish", topic))));
+                }
+                Ok((topic, ns)) => {
+                    out.push(None);
+                    let input = PublishInput {
+                        topic: req.topic,
+                        event: req.event,
+                        data: req.data,
+                        idempotency_key: req.idempotency_key,
+                    };
+                    items.push((topic, ns, input));
+                }
+            }
+        }
+        let mut results = self.0.publish_batch(items).await.into_iter();
+        out.into_iter()
+            .map(|slot| match slot {
+                Some(r) => r,
+                None => match results.next() {
+                    Some(Ok(p)) => Ok(p.to_wire()),
+                    Some(Err(e)) => Err(self.fail(e)),
+                    None => Err(ApiError::new(ErrorCode::Internal, "missing batch result")),
+                },
+            })
+            .collect()
+    }
+
+    async fn history(
+        &self,
+        who: &Principal,
+        topic: &str,
+        since: Option<(String, u64)>,
+        limit: Option<u64>,
+    ) -> Result<History, ApiError> {
+        let (topic, ns) = self.readable(who, topic)?;
+        let since = since.map(|(epoch, offset)| Position {
+            epoch: Epoch::from_wire(&epoch),
+            offset,
+        });
+        let page = self
+            .0
+            .history(&topic, &ns, since.as_ref(), limit)
+            .await
+            .map_err(|e| self.fail(e))?;
+        Ok(History {
+            publications: page.publications.iter().map(|p| p.to_wire()).collect(),
+            position: page.position.to_wire(),
+        })
+    }
+
+    async fn presence(&self, who: &Principal, topic: &str) -> Result<Presence, ApiError> {
+        let (topic, ns) = self.readable(who, topic)?;
+        let members = self
+            .0
+            .presence(&topic, &ns)
+            .await
+            .map_err(|e| self.fail(e))?;
+        Ok(Presence { members })
+    }
+
+    async fn disconnect(
+        &self,
+        who: &Principal,
+        req: DisconnectRequest,
+    ) -> Result<Disconnected, ApiError> {
+        self.operator(who)?;
+        let code = if req.reconnect.unwrap_or(true) {
+            CloseCode::Rebalance
+        } else {
+            CloseCode::Forbidden
+        };
+        let n = self
+            .0
+            .disconnect_user(&req.user, code)
+            .await
+            .map_err(|e| self.fail(e))?;
+        Ok(Disconnected { disconnected: n })
+    }
+
+    async fn info(&self, who: &Principal) -> Result<Info, ApiError> {
+        self.operator(who)?;
+        let nodes = self
+            .0
+            .broker
+            .nodes(self.0.local_info())
+            .await
+            .map_err(|e| self.fail(HubError::Broker(e)))?;
+        Ok(Info {
+            nodes: nodes
+                .into_iter()
+                .map(|n| api::NodeInfo {
+                    name: n.name,
+                    connections: n.connections,
+                    subscriptions: n.subscriptions,
+                    topics: n.topics,
+                    uptime_secs: n.uptime_secs,
+                })
+                .collect(),
+        })
+    }
+}

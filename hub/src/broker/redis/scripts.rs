@@ -1,0 +1,144 @@
+//! The server-side Lua scripts. Each runs atomically on the shard that owns
+//! its topic's hash tag; every key a script touches is passed in `KEYS`, and
+//! the channel it publishes on carries the same tag, so they are valid in a
+//! Redis Cluster. The publish command (`PUBLISH` or `SPUBLISH`) is an argument.
+
+use fred::types::scripts::Script;
+
+/// Publish one publication.
+///
+/// KEYS: meta, history, idempotency record.
+/// ARGV: 1 channel, 2 publish command, 3 epoch to create if none, 4 history
+/// size, 5 history TTL ms, 6 meta TTL ms, 7 idempotency window ms (0: no
+/// key), 8 ts, 9 id, 10 event, 11 data JSON.
+/// Returns `{offset, epoch}` (the first publication's with a repeated key).
+pub(crate) const PUBLISH: &str = r#"
+if ARGV[7] ~= '0' then
+  local seen = redis.call('GET', KEYS[3])
+  if seen then
+    local o, e = string.match(seen, '^(%d+):(.*)$')
+    return {tonumber(o), e}
+  end
+end
+local epoch = redis.call('HGET', KEYS[1], 'e')
+if not epoch then
+  epoch = ARGV[3]
+  redis.call('HSET', KEYS[1], 'e', epoch)
+  redis.call('DEL', KEYS[2])
+end
+local offset = redis.call('HINCRBY', KEYS[1], 'o', 1)
+redis.call('PEXPIRE', KEYS[1], ARGV[6])
+local msg = 'p\n' .. epoch .. '\n' .. offset .. '\n' .. ARGV[8] .. '\n' .. ARGV[9] .. '\n'
+  .. string.len(ARGV[10]) .. '\n' .. ARGV[10] .. ARGV[11]
+local size = tonumber(ARGV[4])
+if size > 0 then
+  redis.call('XADD', KEYS[2], 'MAXLEN', size, '0-' .. offset, 'm', msg)
+  redis.call('PEXPIRE', KEYS[2], ARGV[5])
+end
+if ARGV[7] ~= '0' then
+  redis.call('SET', KEYS[3], offset .. ':' .. epoch, 'PX', ARGV[7])
+end
+redis.call(ARGV[2], ARGV[1], msg)
+return {offset, epoch}
+"#;
+
+/// Read a topic's position and some of its history in one snapshot,
+/// creating its epoch when it has none (so a subscriber at offset 0 and the
+/// first publication agree on the epoch).
+///
+/// KEYS: meta, history.
+/// ARGV: 1 epoch to create if none, 2 meta TTL ms, 3 mode (`none`, `after`,
+/// `newest`), 4 offset (for `after`), 5 count.
+/// Returns `{epoch, offset, {encoded publications, oldest first}}`
+/// (`newest` returns them newest first).
+pub(crate) const READ: &str = r#"
+local epoch = redis.call('HGET', KEYS[1], 'e')
+if not epoch then
+  redis.call('HSET', KEYS[1], 'e', ARGV[1], 'o', 0)
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  redis.call('DEL', KEYS[2])
+  return {ARGV[1], 0, {}}
+end
+local offset = tonumber(redis.call('HGET', KEYS[1], 'o') or '0')
+local entries = {}
+if ARGV[3] == 'after' then
+  entries = redis.call('XRANGE', KEYS[2], '(0-' .. ARGV[4], '+', 'COUNT', ARGV[5])
+elseif ARGV[3] == 'newest' then
+  entries = redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', ARGV[5])
+end
+local out = {}
+for i, e in ipairs(entries) do out[i] = e[2][2] end
+return {epoch, offset, out}
+"#;
+
+/// Add (or refresh) a presence member, optionally announcing it.
+///
+/// KEYS: members hash, expiry zset.
+/// ARGV: 1 client id, 2 stored member (`1` or `0`, whether its leave is
+/// announced, then its JSON), 3 expiry (ms since the Unix epoch), 4 key TTL
+/// ms, 5 channel, 6 publish command, 7 announce now (`1`/`0`), 8 join event.
+pub(crate) const JOIN: &str = r#"
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1])
+redis.call('PEXPIRE', KEYS[1], ARGV[4])
+redis.call('PEXPIRE', KEYS[2], ARGV[4])
+if ARGV[7] == '1' then redis.call(ARGV[6], ARGV[5], ARGV[8]) end
+return 1
+"#;
+
+/// Remove a presence member, announcing it when it was present.
+///
+/// KEYS: members hash, expiry zset.
+/// ARGV: 1 client id, 2 channel, 3 publish command, 4 announce, 5 leave event.
+pub(crate) const LEAVE: &str = r#"
+local n = redis.call('HDEL', KEYS[1], ARGV[1])
+redis.call('ZREM', KEYS[2], ARGV[1])
+if n == 1 and ARGV[4] == '1' then redis.call(ARGV[3], ARGV[2], ARGV[5]) end
+return n
+"#;
+
+/// Drop expired members (announcing their `leave` when their namespace has
+/// join/leave: nobody else will, their node is gone) and list the rest.
+///
+/// KEYS: members hash, expiry zset. ARGV: 1 now (ms since the Unix epoch),
+/// 2 channel, 3 publish command.
+/// Returns the live members as stored (flag byte, then JSON).
+pub(crate) const PRESENCE: &str = r#"
+local dead = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', '(' .. ARGV[1])
+for _, id in ipairs(dead) do
+  local v = redis.call('HGET', KEYS[1], id)
+  redis.call('ZREM', KEYS[2], id)
+  redis.call('HDEL', KEYS[1], id)
+  if v and string.sub(v, 1, 1) == '1' then
+    redis.call(ARGV[3], ARGV[2], 'l\n' .. string.sub(v, 2))
+  end
+end
+local live = redis.call('ZRANGE', KEYS[2], 0, -1)
+local out = {}
+for i, id in ipairs(live) do
+  out[i] = redis.call('HGET', KEYS[1], id)
+end
+return out
+"#;
+
+/// The scripts, with their SHA1s for `EVALSHA`.
+#[derive(Debug, Clone)]
+pub(crate) struct Scripts {
+    pub(crate) publish: Script,
+    pub(crate) read: Script,
+    pub(crate) join: Script,
+    pub(crate) leave: Script,
+    pub(crate) presence: Script,
+}
+
+impl Scripts {
+    pub(crate) fn new() -> Scripts {
+        Scripts {
+            publish: Script::from_lua(PUBLISH),
+            read: Script::from_lua(READ),
+            join: Script::from_lua(JOIN),
+            leave: Script::from_lua(LEAVE),
+            presence: Script::from_lua(PRESENCE),
+        }
+    }
+}

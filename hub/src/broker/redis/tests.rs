@@ -1,0 +1,162 @@
+//! Engine tests against a real Redis (`HUBBUB_TEST_REDIS_URL`, default
+//! `redis://127.0.0.1:6379`): the probe repairing a silently dead
+//! subscription, and per-topic routing (subscribed only while served).
+
+mod probe {
+    use super::super::RedisBroker;
+    use super::super::tasks::check;
+    use crate::broker::contract::OPTIONS;
+    use crate::broker::redis::RedisOptions;
+    use crate::broker::{Broker, PublishRequest};
+    use crate::connection::handle::CloseReason;
+    use crate::connection::{ConnHandle, ConnId};
+    use crate::metrics::Metrics;
+    use crate::protocol::CloseCode;
+    use crate::registry::Registry;
+    use crate::topic::Topic;
+    use fred::prelude::PubsubInterface;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    async fn ready(b: &RedisBroker) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while let Err(e) = check(b).await {
+            assert!(tokio::time::Instant::now() < deadline, "not ready: {e}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// A subscription that dies without the connection noticing (here: the
+    /// channels are unsubscribed behind the engine's back) is found by the
+    /// probe and rebuilt; the subscriber that missed a publication is told
+    /// to re-subscribe.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_probe_finds_a_silently_dead_subscription_and_repairs_it() {
+        let run = format!("{:08x}", rand::random::<u32>());
+        let registry = Arc::new(Registry::new(Arc::new(Metrics::default())));
+        let b = RedisBroker::start(
+            registry.clone(),
+            RedisOptions {
+                url: crate::broker::contract::redis_test_url(),
+                key_prefix: format!("hubbub-probe-{run}"),
+                presence_ttl: Duration::from_secs(30),
+                probe_interval: Duration::from_millis(100),
+                node: format!("probe-{run}").into(),
+                heartbeat: false,
+            },
+        )
+        .unwrap();
+        ready(&b).await;
+        let t: Topic = format!("bookings:probe-{run}").parse().unwrap();
+        let (tx, mut rx) = tokio::sync::mpsc::channel(16);
+        let conn = Arc::new(ConnHandle::new(ConnId::next(), "c".into(), "u".into(), tx));
+        registry.subscribe(&t, conn.clone());
+        b.watch(&t).await.unwrap();
+        b.recover(&t, None, &OPTIONS).await.unwrap();
+        let publish = || PublishRequest {
+            topic: t.clone(),
+            event: "e".into(),
+            data: serde_json::json!(1),
+            idempotency_key: None,
+            options: OPTIONS,
+        };
+        b.publish(publish()).await.unwrap();
+        assert!(rx.recv().await.is_some(), "delivered while healthy");
+        // Kill the subscriptions silently.
+        let channels = vec![b.keys().channel(&t), b.keys().probe(&b.node)];
+        let () = b.subscriber.sunsubscribe(channels).await.unwrap();
+        // fred does not wait for SUNSUBSCRIBE's reply: wait until Redis applied it.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while super::routing::subscribers_of(&b, &b.keys().channel(&t)).await != 0 {
+            assert!(tokio::time::Instant::now() < deadline, "never unsubscribed");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        b.publish(publish()).await.unwrap();
+        // The probe notices, the subscriber is rebuilt and resynced, and the
+        // local subscriber, which missed offset 2, is told to re-subscribe.
+        let reason = tokio::time::timeout(Duration::from_secs(10), conn.closed())
+            .await
+            .expect("repaired in time");
+        assert_eq!(reason, CloseReason::Code(CloseCode::Rebalance));
+        ready(&b).await;
+        let (tx, mut rx) = tokio::sync::mpsc::channel(16);
+        let fresh = Arc::new(ConnHandle::new(ConnId::next(), "d".into(), "u".into(), tx));
+        registry.subscribe(&t, fresh);
+        b.publish(publish()).await.unwrap();
+        let got = tokio::time::timeout(Duration::from_secs(10), rx.recv())
+            .await
+            .expect("delivered after the repair");
+        assert!(
+            matches!(got, Some(crate::fanout::Outgoing::Broadcast(x)) if x.offset() == Some(3))
+        );
+    }
+}
+
+mod routing {
+    use super::super::RedisBroker;
+    use super::super::tasks::UNWATCH_EVERY;
+    use crate::broker::Broker;
+    use crate::broker::redis::RedisOptions;
+    use crate::connection::{ConnHandle, ConnId};
+    use crate::metrics::Metrics;
+    use crate::registry::Registry;
+    use crate::topic::Topic;
+    use fred::prelude::ClientLike;
+    use fred::types::{ClusterHash, CustomCommand, Value};
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    /// Subscribers of a sharded channel, as Redis counts them.
+    pub(super) async fn subscribers_of(b: &RedisBroker, channel: &str) -> i64 {
+        let cmd = CustomCommand::new_static("PUBSUB", ClusterHash::Random, false);
+        let args: Vec<Value> = vec!["SHARDNUMSUB".into(), channel.into()];
+        let reply: Value = b.store.client.custom(cmd, args).await.unwrap();
+        reply
+            .into_array()
+            .get(1)
+            .and_then(Value::as_i64)
+            .unwrap_or(-1)
+    }
+
+    /// A node subscribes to a topic's channel only while it has local
+    /// subscribers, and a lazy unsubscribe never undoes a newer subscription.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_topic_channel_is_subscribed_only_while_it_has_local_subscribers() {
+        let run = format!("{:08x}", rand::random::<u32>());
+        let registry = Arc::new(Registry::new(Arc::new(Metrics::default())));
+        let b = RedisBroker::start(
+            registry.clone(),
+            RedisOptions {
+                url: crate::broker::contract::redis_test_url(),
+                key_prefix: format!("hubbub-route-{run}"),
+                presence_ttl: Duration::from_secs(30),
+                probe_interval: Duration::from_secs(1),
+                node: format!("route-{run}").into(),
+                heartbeat: false,
+            },
+        )
+        .unwrap();
+        let t: Topic = format!("bookings:route-{run}").parse().unwrap();
+        let channel = b.keys().channel(&t);
+        let (tx, _rx) = tokio::sync::mpsc::channel(16);
+        let conn = Arc::new(ConnHandle::new(ConnId::next(), "c".into(), "u".into(), tx));
+        assert!(registry.subscribe(&t, conn.clone()));
+        b.watch(&t).await.unwrap();
+        assert_eq!(subscribers_of(&b, &channel).await, 1);
+        // Leaves and comes back before the sweep: still subscribed after it.
+        assert!(registry.unsubscribe(&t, conn.id));
+        b.unwatch(&t).await.unwrap();
+        assert!(registry.subscribe(&t, conn.clone()));
+        b.watch(&t).await.unwrap();
+        tokio::time::sleep(UNWATCH_EVERY * 3).await;
+        assert_eq!(subscribers_of(&b, &channel).await, 1);
+        // Leaves for good: unsubscribed by the sweep.
+        assert!(registry.unsubscribe(&t, conn.id));
+        b.unwatch(&t).await.unwrap();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while subscribers_of(&b, &channel).await != 0 {
+            assert!(tokio::time::Instant::now() < deadline, "never unsubscribed");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}

@@ -1,0 +1,271 @@
+//! The `hubbub` command line: `hubbub [serve]` runs a node, `hubbub token`
+//! mints a client token with the configured secret, `hubbub check-config`
+//! validates a configuration. A bad configuration exits with code 64.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use clap::{Parser, Subcommand};
+use tracing::{error, warn};
+
+use crate::auth::{Claims, mint};
+use crate::config::{Config, LogFormat};
+
+/// Exit code for a bad configuration (EX_USAGE).
+pub const EXIT_CONFIG: u8 = 64;
+
+/// Hubbub: a realtime WebSocket hub.
+#[derive(Debug, Parser)]
+#[command(name = "hubbub", version, about)]
+pub struct Cli {
+    /// TOML configuration file (without one, and without HUBBUB_AUTH__JWT_SECRET,
+    /// hubbub runs in dev mode with a documented secret).
+    #[arg(long, global = true, env = "HUBBUB_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// What to do (default: serve).
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a hub node (the default).
+    Serve,
+    /// Mint a client token (JWT) signed with the configured HS secret.
+    Token {
+        /// The user id (`sub` claim).
+        #[arg(long)]
+        sub: String,
+        /// Topic patterns the token may subscribe to (repeatable).
+        #[arg(long)]
+        subscribe: Vec<String>,
+        /// Topic patterns the token may publish to (repeatable).
+        #[arg(long)]
+        publish: Vec<String>,
+        /// Lifetime, e.g. `1h`, `30m`.
+        #[arg(long, default_value = "1h", value_parser = humantime::parse_duration)]
+        ttl: Duration,
+        /// JSON object shown in presence (`info` claim).
+        #[arg(long)]
+        info: Option<String>,
+    },
+    /// Validate the configuration and print it (secrets redacted).
+    CheckConfig,
+}
+
+fn load(cli: &Cli) -> Result<Config, ExitCode> {
+    let env: Vec<(String, String)> = std::env::vars().collect();
+    Config::load(cli.config.as_deref(), &env).map_err(|e| {
+        eprintln!("hubbub: invalid configuration: {e}");
+        ExitCode::from(EXIT_CONFIG)
+    })
+}
+
+/// Runs the command line; returns the process exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let config = match load(&cli) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::CheckConfig => {
+            println!(
+                "configuration ok{}",
+                if config.dev_mode { " (dev mode)" } else { "" }
+            );
+            println!("{config:#?}");
+            ExitCode::SUCCESS
+        }
+        Command::Token {
+            sub,
+            subscribe,
+            publish,
+            ttl,
+            info,
+        } => token(&config, sub, subscribe, publish, ttl, info),
+        Command::Serve => run(config, Role::Node),
+    }
+}
+
+/// What a process serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Role {
+    /// A hub node: WebSocket and REST API.
+    Node,
+    /// The REST API alone, against Redis (`hubbub-api`).
+    Api,
+}
+
+/// The `hubbub-api` binary: `hubbub-api [--config FILE]` serves the REST API
+/// alone against the Redis engine (same configuration file and environment as
+/// a node; `redis_url` is required). Returns the process exit code.
+pub fn api_main() -> ExitCode {
+    let cli = Cli::parse();
+    let config = match load(&cli) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    if config.redis_url.is_none() {
+        eprintln!("hubbub-api: invalid configuration: redis_url is required");
+        return ExitCode::from(EXIT_CONFIG);
+    }
+    run(config, Role::Api)
+}
+
+fn token(
+    config: &Config,
+    sub: String,
+    subscribe: Vec<String>,
+    publish: Vec<String>,
+    ttl: Duration,
+    info: Option<String>,
+) -> ExitCode {
+    let info = match info
+        .map(|s| serde_json::from_str::<serde_json::Value>(&s))
+        .transpose()
+    {
+        Ok(v) => v,
+        Err(e) => {
+            eprintln!("hubbub token: --info must be a JSON object: {e}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let claims = Claims {
+        sub,
+        exp: now + ttl.as_secs(),
+        iat: Some(now),
+        subscribe,
+        publish,
+        info,
+    };
+    match mint(&config.auth, &claims) {
+        Ok(jwt) => {
+            println!("{jwt}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("hubbub token: {e}");
+            ExitCode::from(EXIT_CONFIG)
+        }
+    }
+}
+
+fn init_tracing(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("HUBBUB_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+fn run(config: Config, role: Role) -> ExitCode {
+    init_tracing(config.log_format);
+    if config.dev_mode {
+        warn!(
+            "DEV MODE: no configuration given, tokens are signed with the public dev secret `{}`; \
+             never expose this node. Pass --config FILE (or HUBBUB_AUTH__JWT_SECRET) for production.",
+            crate::config::DEV_SECRET
+        );
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("hubbub: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async move {
+        let listener = match bind(config.listen) {
+            Ok(l) => l,
+            Err(e) => {
+                error!(listen = %config.listen, error = %e, "cannot bind");
+                return ExitCode::FAILURE;
+            }
+        };
+        match listener.local_addr() {
+            Ok(addr) => {
+                let mut out = std::io::stdout().lock();
+                let _ = writeln!(out, "listening on http://{addr}");
+                let _ = out.flush();
+            }
+            Err(e) => warn!(error = %e, "cannot read the bound address"),
+        }
+        let served = match role {
+            Role::Node => crate::serve(listener, config, shutdown_signal()).await,
+            Role::Api => crate::server::serve_api(listener, config, shutdown_signal()).await,
+        };
+        match served {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e @ crate::server::ServeError::Redis(_))
+            | Err(e @ crate::server::ServeError::ApiNeedsRedis)
+            | Err(e @ crate::server::ServeError::Auth(_)) => {
+                error!(error = %e, "invalid configuration");
+                ExitCode::from(EXIT_CONFIG)
+            }
+            Err(e) => {
+                error!(error = %e, "server failed");
+                ExitCode::FAILURE
+            }
+        }
+    })
+}
+
+/// Pending connections the kernel may queue before `accept`; it caps this at
+/// `net.core.somaxconn`. Tokio's `TcpListener::bind` asks for 128, which a
+/// burst of reconnecting clients overflows: the kernel then drops their SYNs
+/// and they retry only after a second.
+const LISTEN_BACKLOG: u32 = 4096;
+
+/// Binds the listening socket with a backlog sized for connection storms.
+fn bind(addr: std::net::SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
+}
+
+/// Completes on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            warn!(error = %e, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                warn!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}

@@ -1,0 +1,17 @@
+//! One WebSocket connection: an actor made of a reader loop (commands, the
+//! session's subscriptions) and a writer task draining a bounded outbox.
+//!
+//! - [`handle`]: [`ConnHandle`], what the rest of the hub holds to reach a connection.
+//! - [`session`]: the reader loop and command handling.
+//! - [`subscription`]: opening and closing one subscription, race-free.
+//! - [`tracker`]: holds broadcasts while a subscription opens; de-duplicates by offset.
+//! - [`writer`]: the WebSocket writer task: batching, pings, close.
+
+pub mod handle;
+pub mod session;
+pub mod subscription;
+pub mod tracker;
+pub mod writer;
+
+pub use handle::{ConnHandle, ConnId, PushOutcome};
+pub use session::run_connection;

@@ -1,0 +1,107 @@
+//! Opening and closing one subscription of one connection, in the order that
+//! makes recovery race-free; shared by WebSocket sessions and SSE streams.
+
+use std::sync::Arc;
+
+use super::handle::ConnHandle;
+use crate::broker::Position;
+use crate::config::NamespaceConfig;
+use crate::fanout::{Outgoing, SubscribedReply};
+use crate::hub::{Hub, HubError};
+use crate::protocol::Codec;
+use crate::protocol::frames::{Member, PublicationWire, ServerFrame};
+use crate::topic::Topic;
+
+/// How [`open`] ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Opened {
+    /// Subscribed; the `subscribed` reply is queued.
+    Subscribed,
+    /// The broker failed; the registration was undone and an `error` reply queued.
+    Failed,
+    /// The connection is closing; nothing more will be written.
+    Closing,
+}
+
+/// Subscribes `conn` to `topic` (the caller checked permissions and limits).
+///
+/// Order matters: hold the topic's broadcasts in the writer, register as a
+/// local subscriber, route the topic to this node, and only then read
+/// history; the writer releases the held broadcasts after the reply,
+/// dropping those at or below the reply's position.
+pub async fn open(
+    hub: &Hub,
+    conn: &Arc<ConnHandle>,
+    topic: &Topic,
+    ns: &NamespaceConfig,
+    since: Option<&Position>,
+    codec: Codec,
+    id: u32,
+) -> Opened {
+    if !conn.send(Outgoing::Begin(topic.clone())).await {
+        return Opened::Closing;
+    }
+    let catch_up = async {
+        if hub.registry.subscribe(topic, conn.clone()) {
+            hub.broker.watch(topic).await?;
+        }
+        hub.broker.recover(topic, since, &hub.options(ns)).await
+    };
+    let recovery = match catch_up.await {
+        Ok(r) => r,
+        Err(e) => {
+            close(hub, conn, topic, None).await;
+            let err = HubError::Broker(e);
+            let message = err.to_string();
+            hub.metrics.error(err.code());
+            let frame = codec.encode(&ServerFrame::Error {
+                id: Some(id),
+                code: err.code(),
+                message: &message,
+            });
+            conn.send(Outgoing::End {
+                topic: topic.clone(),
+                frame: Box::new(frame),
+            })
+            .await;
+            return Opened::Failed;
+        }
+    };
+    let publications: Vec<PublicationWire> =
+        recovery.publications.iter().map(|p| p.to_wire()).collect();
+    let frame = codec.encode(&ServerFrame::Subscribed {
+        id,
+        topic: topic.as_str(),
+        position: &recovery.position.to_wire(),
+        recovered: since.map(|_| recovery.recovered),
+        publications: &publications,
+    });
+    let queued = conn
+        .send(Outgoing::Subscribed(Box::new(SubscribedReply {
+            topic: topic.clone(),
+            position: recovery.position,
+            frame,
+        })))
+        .await;
+    if queued {
+        Opened::Subscribed
+    } else {
+        Opened::Closing
+    }
+}
+
+/// Unregisters `conn` from `topic`, stops routing the topic here when it was
+/// the last local subscriber, and removes `member` from presence when given
+/// (`announce`: send `leave`).
+pub async fn close(hub: &Hub, conn: &ConnHandle, topic: &Topic, member: Option<(&Member, bool)>) {
+    if hub.registry.unsubscribe(topic, conn.id)
+        && let Err(e) = hub.broker.unwatch(topic).await
+    {
+        tracing::warn!(topic = %topic, error = %e, "unwatch failed");
+    }
+    if let Some((member, announce)) = member
+        && let Err(e) = hub.broker.leave(topic, member.clone(), announce).await
+    {
+        tracing::warn!(topic = %topic, error = %e, "presence leave failed");
+    }
+}

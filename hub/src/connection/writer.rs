@@ -1,0 +1,279 @@
+//! The writer task: drains the bounded outbox into the socket, in order.
+//!
+//! It keeps, per subscribed topic, either a hold buffer (between
+//! [`Outgoing::Begin`] and [`Outgoing::Subscribed`], while the session reads
+//! history) or the last offset written, so a publication is never written
+//! before the `subscribed` reply that recovers older ones, and never twice.
+//! It also sends WebSocket pings and, when the connection is asked to close,
+//! the `disconnect` frame and the close frame.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes};
+use bytes::Bytes;
+use futures_util::{Sink, SinkExt};
+use tokio::sync::mpsc;
+
+use super::handle::{CloseReason, ConnHandle};
+use super::tracker::{Emit, Tracker};
+use crate::fanout::{BroadcastKind, Outgoing};
+use crate::metrics::Metrics;
+use crate::protocol::frames::ServerFrame;
+use crate::protocol::{CloseCode, Codec};
+
+/// Items written per flush at most, so one busy connection yields regularly.
+const BATCH: usize = 64;
+/// How long the goodbye (disconnect + close frames) may take.
+const GOODBYE_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long the reply to a peer's close frame may take.
+const CLOSE_REPLY_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Writer settings.
+#[derive(Debug, Clone, Copy)]
+pub struct WriterConfig {
+    /// The connection's sub-protocol.
+    pub codec: Codec,
+    /// Interval between WebSocket pings.
+    pub ping_interval: Duration,
+    /// Broadcasts held per subscribing topic before the client counts as slow.
+    pub max_held: usize,
+}
+
+/// The writer's state.
+pub struct Writer<S> {
+    sink: S,
+    conn: Arc<ConnHandle>,
+    metrics: Arc<Metrics>,
+    config: WriterConfig,
+    tracker: Tracker,
+    emits: Vec<Emit>,
+    batch: Vec<Message>,
+    /// `ts` of the first publication in the batch, for the delivery-latency sample.
+    first_pub_ts: Option<u64>,
+}
+
+impl<S> Writer<S>
+where
+    S: Sink<Message> + Unpin,
+{
+    /// A writer for `conn` over `sink`.
+    pub fn new(
+        sink: S,
+        conn: Arc<ConnHandle>,
+        metrics: Arc<Metrics>,
+        config: WriterConfig,
+    ) -> Writer<S> {
+        Writer {
+            sink,
+            conn,
+            metrics,
+            config,
+            tracker: Tracker::new(config.max_held),
+            emits: Vec::new(),
+            batch: Vec::new(),
+            first_pub_ts: None,
+        }
+    }
+
+    /// Runs until the connection closes; then says goodbye when there is a code.
+    pub async fn run(mut self, mut outbox: mpsc::Receiver<Outgoing>) {
+        let conn = self.conn.clone();
+        let mut ping = tokio::time::interval(self.config.ping_interval);
+        ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        ping.tick().await;
+        let reason = loop {
+            tokio::select! {
+                biased;
+                reason = conn.closed() => break reason,
+                item = outbox.recv() => {
+                    let Some(item) = item else { break CloseReason::Gone };
+                    self.take(item);
+                    while self.batch.len() < BATCH {
+                        match outbox.try_recv() {
+                            Ok(item) => self.take(item),
+                            Err(_) => break,
+                        }
+                    }
+                    tokio::select! {
+                        biased;
+                        reason = conn.closed() => break reason,
+                        ok = self.write_batch() => if !ok {
+                            conn.gone();
+                            break CloseReason::Gone;
+                        },
+                    }
+                }
+                _ = ping.tick() => {
+                    self.batch.push(Message::Ping(Bytes::new()));
+                    tokio::select! {
+                        biased;
+                        reason = conn.closed() => break reason,
+                        ok = self.write_batch() => if !ok {
+                            conn.gone();
+                            break CloseReason::Gone;
+                        },
+                    }
+                }
+            }
+        };
+        drop(outbox);
+        match reason {
+            CloseReason::Code(code) => {
+                self.metrics.disconnect(code);
+                // Boxed: the writer task is sized for its largest await point, and
+                // this one runs once, at the end.
+                let _ = Box::pin(tokio::time::timeout(GOODBYE_TIMEOUT, self.goodbye(code))).await;
+            }
+            // The peer closed (or the socket failed): flush the close reply that
+            // tungstenite queued when it read the peer's close frame, so a
+            // client that closes first sees a clean close, not a dropped socket.
+            CloseReason::Gone => {
+                let _ =
+                    Box::pin(tokio::time::timeout(CLOSE_REPLY_TIMEOUT, self.sink.close())).await;
+            }
+        }
+    }
+
+    async fn write_batch(&mut self) -> bool {
+        let sampled_ts = self.first_pub_ts.take();
+        let mut ok = true;
+        for msg in self.batch.drain(..) {
+            if self.sink.feed(msg).await.is_err() {
+                ok = false;
+                break;
+            }
+        }
+        self.batch.clear();
+        let ok = ok && self.sink.flush().await.is_ok();
+        if ok && let Some(ts) = sampled_ts {
+            let lag = crate::broker::now_ms().saturating_sub(ts);
+            self.metrics
+                .delivery_latency
+                .observe(Duration::from_millis(lag));
+        }
+        ok
+    }
+
+    async fn goodbye(&mut self, code: CloseCode) {
+        let frame = self.config.codec.encode(&ServerFrame::Disconnect {
+            code: code.code(),
+            reason: code.reason(),
+            reconnect: code.reconnect(),
+        });
+        if self.sink.send(frame).await.is_ok() {
+            let close = Message::Close(Some(CloseFrame {
+                code: code.code(),
+                reason: Utf8Bytes::from_static(code.reason()),
+            }));
+            // The peer may already be gone; there is nobody left to tell.
+            let _ = self.sink.send(close).await;
+        }
+    }
+
+    /// Applies one outbox item, adding what must be written to the batch.
+    fn take(&mut self, item: Outgoing) {
+        if self.tracker.take(item, &mut self.emits).is_err()
+            && self.conn.close(CloseCode::SlowConsumer)
+        {
+            self.metrics.slow_consumer();
+        }
+        for emit in self.emits.drain(..) {
+            self.batch.push(match emit {
+                Emit::Frame(msg) | Emit::Subscribed { frame: msg, .. } => msg,
+                Emit::Broadcast(b) => {
+                    if let BroadcastKind::Pub(p) = b.kind() {
+                        self.metrics.deliveries(1);
+                        self.first_pub_ts.get_or_insert(p.ts);
+                    }
+                    b.message(self.config.codec)
+                }
+            });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::broker::Publication;
+    use crate::connection::ConnId;
+    use crate::fanout::Broadcast;
+    use crate::topic::Topic;
+
+    fn publication(topic: &Topic, offset: u64) -> Arc<Broadcast> {
+        Broadcast::publication(Arc::new(Publication {
+            topic: topic.clone(),
+            offset,
+            event: "e".into(),
+            data: serde_json::json!(offset),
+            ts: 0,
+            id: format!("p{offset}"),
+        }))
+    }
+
+    fn text(m: &Message) -> serde_json::Value {
+        match m {
+            Message::Text(t) => serde_json::from_str(t).unwrap(),
+            other => panic!("not text: {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn holds_broadcasts_until_subscribed_then_dedupes_by_offset() {
+        let (sink_tx, mut sink_rx) = mpsc::unbounded_channel::<Message>();
+        let sink = futures_util::sink::unfold(sink_tx, |tx, msg: Message| async move {
+            tx.send(msg).map_err(|_| ())?;
+            Ok::<_, ()>(tx)
+        });
+        let (tx, rx) = mpsc::channel(64);
+        let conn = Arc::new(ConnHandle::new(ConnId::next(), "c".into(), "u".into(), tx));
+        let writer = Writer::new(
+            Box::pin(sink),
+            conn.clone(),
+            Arc::new(Metrics::default()),
+            WriterConfig {
+                codec: Codec::Json,
+                ping_interval: Duration::from_secs(3600),
+                max_held: 16,
+            },
+        );
+        let task = tokio::spawn(writer.run(rx));
+        let t: Topic = "bookings:1".parse().unwrap();
+        conn.send(Outgoing::Begin(t.clone())).await;
+        // Live publications 3 and 4 arrive while history (up to 3) is read.
+        conn.push(Outgoing::Broadcast(publication(&t, 3)));
+        conn.push(Outgoing::Broadcast(publication(&t, 4)));
+        let reply = Codec::Json.encode(&ServerFrame::Pong { id: 1 });
+        let position = crate::broker::Position {
+            epoch: crate::broker::Epoch::from_wire("e"),
+            offset: 3,
+        };
+        conn.send(Outgoing::Subscribed(Box::new(
+            crate::fanout::SubscribedReply {
+                topic: t.clone(),
+                position,
+                frame: reply,
+            },
+        )))
+        .await;
+        conn.push(Outgoing::Broadcast(publication(&t, 4)));
+        conn.push(Outgoing::Broadcast(publication(&t, 5)));
+        let other: Topic = "bookings:2".parse().unwrap();
+        conn.push(Outgoing::Broadcast(publication(&other, 1)));
+        assert_eq!(text(&sink_rx.recv().await.unwrap())["type"], "pong");
+        assert_eq!(text(&sink_rx.recv().await.unwrap())["offset"], 4);
+        assert_eq!(text(&sink_rx.recv().await.unwrap())["offset"], 5);
+        conn.close(CloseCode::Shutdown);
+        let bye = text(&sink_rx.recv().await.unwrap());
+        assert_eq!(
+            bye,
+            serde_json::json!({"type":"disconnect","code":4200,"reason":"shutdown","reconnect":true})
+        );
+        match sink_rx.recv().await.unwrap() {
+            Message::Close(Some(f)) => assert_eq!(f.code, 4200),
+            other => panic!("{other:?}"),
+        }
+        task.await.unwrap();
+    }
+}

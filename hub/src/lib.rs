@@ -1,0 +1,45 @@
+//! # Hubbub
+//!
+//! A realtime hub: clients hold a WebSocket, authenticate with a JWT and
+//! subscribe to topics; backend services publish through a REST API; every
+//! publication gets a contiguous offset in its topic's stream, so a client
+//! that reconnects recovers exactly what it missed, or is told it cannot.
+//!
+//! ## Layout
+//! - [`config`]: one validated [`Config`](config::Config): defaults < TOML file < `HUBBUB_*` env.
+//! - [`topic`]: [`Topic`](topic::Topic) and [`TopicPattern`](topic::TopicPattern), parsed once.
+//! - [`auth`]: JWT → claims → [`Permissions`](auth::Permissions); API keys.
+//! - [`protocol`]: frames, the JSON and MessagePack codecs, error and close codes.
+//! - [`broker`]: the [`Broker`](broker::Broker) trait (offsets, history,
+//!   idempotency, presence, cross-node delivery) and its engines: memory (one
+//!   node) and [`broker::redis`] (many nodes on one Redis; see `docs/redis.md`).
+//! - [`registry`]: node-local connections and topic subscribers; the fan-out.
+//! - [`fanout`]: [`Broadcast`](fanout::Broadcast), encoded once per sub-protocol,
+//!   and the outbox item type.
+//! - [`connection`]: the per-connection actor (reader session + writer task).
+//! - [`hub`]: [`Hub`](hub::Hub), the shared services and operations.
+//! - [`limits`]: token buckets for the rate limits.
+//! - [`api_backend`]: the hub behind the `hubbub-api` REST router.
+//! - [`sse`]: `GET /sse`, the Server-Sent Events transport and its event ids.
+//! - [`server`]: router, WebSocket upgrade, [`serve`] with graceful drain, and
+//!   [`server::serve_api`] for the standalone `hubbub-api` binary.
+//! - [`metrics`]: counters and Prometheus text.
+//! - [`cli`]: the `hubbub` binary's commands (`serve`, `token`, `check-config`).
+
+pub mod api_backend;
+pub mod auth;
+pub mod broker;
+pub mod cli;
+pub mod config;
+pub mod connection;
+pub mod fanout;
+pub mod hub;
+pub mod limits;
+pub mod metrics;
+pub mod protocol;
+pub mod registry;
+pub mod server;
+pub mod sse;
+pub mod topic;
+
+pub use server::serve;

@@ -1,0 +1,322 @@
+//! The HTTP side of a node: the router (`/ws`, the REST API, health, readiness
+//! and metrics), the WebSocket upgrade with deliberate buffer sizes, and
+//! graceful shutdown with a drain budget.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::{ConnectInfo, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::serve::ListenerExt;
+use futures_util::StreamExt;
+use tokio::net::TcpListener;
+use tower_http::cors::{AllowOrigin, Any, CorsLayer};
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+use tracing::{Instrument, debug, info, warn};
+
+use crate::api_backend::HubBackend;
+use crate::broker::Broker;
+use crate::broker::memory::MemoryBroker;
+use crate::broker::redis::{RedisBroker, RedisOptions};
+use crate::config::Config;
+use crate::connection::run_connection;
+use crate::connection::session::ReadError;
+use crate::hub::Hub;
+use crate::metrics::{Metrics, Rejection};
+use crate::protocol::CloseCode;
+use crate::protocol::Codec;
+use crate::protocol::codec::{JSON_PROTOCOL, MSGPACK_PROTOCOL};
+use crate::registry::Registry;
+
+/// Bytes tungstenite reads at a time. It allocates (and zero-fills) this up
+/// front for every connection, so it is small: client commands are a few
+/// hundred bytes, and a larger frame reserves its whole length once its
+/// header is read. At 4 KiB it was about 30% of an idle connection's heap.
+pub const READ_BUFFER_BYTES: usize = 512;
+/// Bytes tungstenite gathers before writing to the socket (a flush always
+/// writes). Grows only while frames are queued; idle connections hold none.
+pub const WRITE_BUFFER_BYTES: usize = 8 * 1024;
+
+/// Why a node could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// The token verifier could not be built from the configuration.
+    #[error("auth: {0}")]
+    Auth(#[from] crate::auth::AuthError),
+    /// The Redis engine could not be set up from `redis_url`.
+    #[error("redis: {0}")]
+    Redis(#[from] crate::broker::BrokerError),
+    /// The standalone REST API runs only against Redis.
+    #[error("hubbub-api needs redis_url: without Redis there is no hub to publish to")]
+    ApiNeedsRedis,
+    /// Accepting connections failed.
+    #[error("serving: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Builds a node's services from its configuration.
+pub fn build_hub(config: Config) -> Result<Arc<Hub>, ServeError> {
+    build(config, true)
+}
+
+/// `heartbeat`: whether the process is listed as a node (hub nodes are; the
+/// standalone REST API is not).
+fn build(config: Config, heartbeat: bool) -> Result<Arc<Hub>, ServeError> {
+    let metrics = Arc::new(Metrics::default());
+    let registry = Arc::new(Registry::new(metrics.clone()));
+    let node: Arc<str> = config
+        .node_name
+        .clone()
+        .unwrap_or_else(|| format!("node-{:06x}", rand::random::<u32>() & 0xff_ffff))
+        .into();
+    let broker: Arc<dyn Broker> = match &config.redis_url {
+        None => MemoryBroker::start(registry.clone()),
+        Some(url) => RedisBroker::start(
+            registry.clone(),
+            RedisOptions {
+                url: url.expose().to_owned(),
+                key_prefix: config.redis.key_prefix.clone(),
+                presence_ttl: config.redis.presence_ttl,
+                probe_interval: config.redis.probe_interval,
+                node: node.clone(),
+                heartbeat,
+            },
+        )?,
+    };
+    Ok(Arc::new(Hub::new(
+        Arc::new(config),
+        node,
+        broker,
+        registry,
+        metrics,
+    )?))
+}
+
+/// The node's router: the WebSocket and SSE endpoints and the API routes.
+pub fn router(hub: Arc<Hub>) -> Router {
+    let cors = cors(&hub.config.allowed_origins);
+    let realtime = Router::new()
+        .route("/ws", get(websocket))
+        .route("/sse", get(crate::sse::handler).layer(cors))
+        .with_state(hub.clone());
+    traced(realtime.merge(api_routes(hub)))
+}
+
+/// The REST API with health, readiness and metrics (all of the standalone API).
+pub fn api_router(hub: Arc<Hub>) -> Router {
+    traced(api_routes(hub))
+}
+
+fn api_routes(hub: Arc<Hub>) -> Router {
+    let body_limit = hub.config.limits.max_request_bytes;
+    let cors = cors(&hub.config.allowed_origins);
+    let api = hubbub_api::router(Arc::new(HubBackend(hub.clone())), body_limit).layer(cors);
+    Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .with_state(hub)
+        .merge(api)
+}
+
+/// Every request gets an `x-request-id` (kept when the caller sent one,
+/// echoed in the answer) and a span carrying it, so each log line about a
+/// request or a connection names it. Layers added later wrap earlier ones.
+fn traced(router: Router) -> Router {
+    router
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+        .layer(TraceLayer::new_for_http().make_span_with(request_span as fn(&_) -> _))
+        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+}
+
+const REQUEST_ID: header::HeaderName = header::HeaderName::from_static("x-request-id");
+
+/// The tracing span of a request, carrying its `x-request-id`.
+fn request_span(req: &axum::http::Request<axum::body::Body>) -> tracing::Span {
+    let id = req
+        .headers()
+        .get(REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    tracing::debug_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
+}
+
+/// CORS for the REST API and `/sse`: the `allowed_origins` (every origin
+/// when the list is empty; bearer tokens, not cookies, carry credentials).
+fn cors(allowed: &[String]) -> CorsLayer {
+    let layer = CorsLayer::new()
+        .allow_methods([Method::GET, Method::POST])
+        .allow_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            header::HeaderName::from_static("last-event-id"),
+        ])
+        .max_age(Duration::from_secs(600));
+    if allowed.is_empty() {
+        layer.allow_origin(Any)
+    } else {
+        let origins: Vec<HeaderValue> = allowed
+            .iter()
+            .filter_map(|o| HeaderValue::from_str(o).ok())
+            .collect();
+        layer.allow_origin(AllowOrigin::list(origins))
+    }
+}
+
+/// Serves the REST API alone (the `hubbub-api` binary) against Redis, until
+/// `shutdown` completes. Publications go through the Redis engine to every
+/// hub node that serves their topics.
+pub async fn serve_api(
+    listener: TcpListener,
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
+    if config.redis_url.is_none() {
+        return Err(ServeError::ApiNeedsRedis);
+    }
+    let hub = build(config, false)?;
+    axum::serve(listener, api_router(hub))
+        .with_graceful_shutdown(shutdown)
+        .await?;
+    Ok(())
+}
+
+/// Serves `listener` until `shutdown` completes, then drains: refuses new
+/// connections, tells every client `disconnect` 4200 and waits for them to
+/// go, at most the configured drain time.
+pub async fn serve(
+    listener: TcpListener,
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
+    let hub = build_hub(config)?;
+    serve_hub(listener, hub, shutdown).await
+}
+
+/// [`serve`] for an already built hub.
+pub async fn serve_hub(
+    listener: TcpListener,
+    hub: Arc<Hub>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
+    if let Some(jwks) = hub.verifier.remote_jwks() {
+        tokio::spawn(jwks.run());
+    }
+    let drain_for = hub.config.drain_timeout;
+    let app = router(hub.clone()).into_make_service_with_connect_info::<SocketAddr>();
+    // Pushes are latency-sensitive and already batched by each writer: without
+    // TCP_NODELAY, a flush that follows a not-yet-acknowledged one waits for
+    // the peer's delayed ACK (up to 40 ms on Linux).
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            debug!(error = %e, "cannot set TCP_NODELAY");
+        }
+    });
+    let draining = hub.clone();
+    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+        shutdown.await;
+        info!("shutting down: draining connections");
+        draining.drain();
+    });
+    let server = tokio::spawn(async move { server.await });
+    hub.draining().await;
+    let deadline = tokio::time::Instant::now() + drain_for;
+    let drained = async {
+        while hub.registry.connection_count() > 0 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    if tokio::time::timeout_at(deadline, drained).await.is_err() {
+        warn!(
+            left = hub.registry.connection_count(),
+            "drain time over; closing the rest"
+        );
+    }
+    match tokio::time::timeout_at(deadline, server).await {
+        Ok(Ok(result)) => result?,
+        Ok(Err(join)) => warn!(error = %join, "server task failed"),
+        Err(_) => warn!("HTTP connections still open after the drain time"),
+    }
+    Ok(())
+}
+
+async fn websocket(
+    State(hub): State<Arc<Hub>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    ws: WebSocketUpgrade,
+) -> Response {
+    if hub.is_draining() {
+        return (StatusCode::SERVICE_UNAVAILABLE, "draining\n").into_response();
+    }
+    let origin = headers.get(header::ORIGIN).and_then(|o| o.to_str().ok());
+    if !hub.origin_allowed(origin) {
+        hub.metrics.rejected(Rejection::Origin);
+        return (StatusCode::FORBIDDEN, "origin not allowed\n").into_response();
+    }
+    // Over the per-IP rate the socket is opened and closed with 4102 at once,
+    // so that browsers (which cannot read an HTTP status) back off.
+    let refuse = if hub.ip_limiter.allow(&peer.ip()) {
+        None
+    } else {
+        hub.metrics.rejected(Rejection::RateLimited);
+        Some(CloseCode::RateLimited)
+    };
+    let max = hub.config.limits.max_frame_bytes;
+    ws.protocols([JSON_PROTOCOL, MSGPACK_PROTOCOL])
+        .read_buffer_size(READ_BUFFER_BYTES)
+        .write_buffer_size(WRITE_BUFFER_BYTES)
+        .max_write_buffer_size(WRITE_BUFFER_BYTES + 4 * max)
+        // Frames up to twice the limit are read whole and refused with 4009 by
+        // the session (a clean close); beyond that tungstenite stops reading.
+        .max_message_size(2 * max)
+        .max_frame_size(2 * max)
+        .on_upgrade(move |socket| {
+            let codec = Codec::from_protocol(socket.protocol().and_then(|p| p.to_str().ok()));
+            let (sink, stream) = socket.split();
+            let stream = stream.map(|r| r.map_err(classify));
+            let span = tracing::info_span!("conn", %peer, id = tracing::field::Empty, user = tracing::field::Empty);
+            run_connection(hub, sink, stream, codec, refuse).instrument(span)
+        })
+}
+
+/// Tells a frame-size violation apart from other transport failures.
+fn classify(err: axum::Error) -> ReadError {
+    use tokio_tungstenite::tungstenite::Error as WsError;
+    let inner = err.into_inner();
+    match inner.downcast_ref::<WsError>() {
+        Some(WsError::Capacity(_)) => ReadError::TooBig,
+        _ => ReadError::Transport,
+    }
+}
+
+async fn readyz(State(hub): State<Arc<Hub>>) -> Response {
+    if hub.is_draining() {
+        return (StatusCode::SERVICE_UNAVAILABLE, "draining\n").into_response();
+    }
+    if hub.verifier.remote_jwks().is_some_and(|j| !j.loaded()) {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not ready: JWKS not fetched yet\n",
+        )
+            .into_response();
+    }
+    match hub.broker.check().await {
+        Ok(()) => (StatusCode::OK, "ready\n").into_response(),
+        Err(e) => (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {e}\n")).into_response(),
+    }
+}
+
+async fn metrics(State(hub): State<Arc<Hub>>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        hub.metrics.render(hub.gauges()),
+    )
+        .into_response()
+}
