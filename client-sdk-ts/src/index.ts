@@ -1,0 +1,51 @@
+/**
+ * `@hubbub/client`: the TypeScript SDK of the Hubbub realtime hub.
+ *
+ * # Layout
+ * - `client.ts`: {@link Hubbub}, the connection state machine (reconnect, token
+ *   refresh, liveness, commands with deadlines) and the wire side of subscriptions.
+ * - `subscription.ts`: {@link Subscription}, positions, de-duplication, gap
+ *   recovery and typed events.
+ * - `transport/`: WebSocket and SSE transports and the SSE parser.
+ * - `publisher.ts`: {@link HubbubPublisher}, the REST publisher for backends.
+ * - `coalesce.ts`: burst coalescing for list reloads.
+ * - `react.ts`: the `@hubbub/client/react` entry point.
+ * - `wire.ts`, `codec.ts`, `close-codes.ts`: the contract's frames, encodings and close codes.
+ */
+export { Hubbub } from './client.js';
+export type { ClientEvents, ConnectionState, DisconnectInfo } from './client.js';
+export type { HubbubOptions } from './options.js';
+export { Subscription } from './subscription.js';
+export type {
+  AppEvent,
+  EventMap,
+  HistoryOptions,
+  ReservedEvent,
+  SubscriptionEvents,
+  SubscriptionState,
+} from './subscription.js';
+export { HubbubPublisher, newKey } from './publisher.js';
+export type {
+  BatchItemResult,
+  BatchOk,
+  CallOptions,
+  Failure,
+  PublisherOptions,
+  PublishInput,
+  PublishOk,
+} from './publisher.js';
+export { coalesce } from './coalesce.js';
+export type { Coalesced, CoalesceOptions } from './coalesce.js';
+export { HubbubError } from './errors.js';
+export type { LocalErrorCode } from './errors.js';
+export { backoffDelay } from './backoff.js';
+export type { BackoffOptions } from './backoff.js';
+export { closePolicy, LocalClose } from './close-codes.js';
+export type { ReconnectPolicy } from './close-codes.js';
+export type { NetworkMonitor } from './network.js';
+export type { Protocol } from './codec.js';
+export type { TransportKind } from './transport/transport.js';
+export type { WebSocketConstructor, WebSocketLike } from './transport/websocket.js';
+export type { FetchLike } from './transport/sse.js';
+export type { GetToken } from './token.js';
+export type { HistoryReply, Member, Position, Publication } from './wire.js';

@@ -1,0 +1,67 @@
+/** Commands in flight: an `id` each, a deadline each, settled by the reply with that `id`. */
+import { HubbubError } from './errors.js';
+import type { ServerFrame } from './wire.js';
+
+interface Pending {
+  resolve(frame: ServerFrame): void;
+  reject(err: HubbubError): void;
+  timer: ReturnType<typeof setTimeout>;
+}
+
+const MAX_ID = 0xffff_ffff;
+
+export class Requests {
+  private nextId = 1;
+  private readonly pending = new Map<number, Pending>();
+
+  /** Registers a command; the promise settles with its reply, an `error` reply, or a timeout. */
+  register(type: string, timeoutMs: number): { id: number; reply: Promise<ServerFrame> } {
+    const id = this.allocate();
+    const reply = new Promise<ServerFrame>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.pending.delete(id);
+        reject(new HubbubError('timeout', `no reply to \`${type}\` within ${timeoutMs} ms`));
+      }, timeoutMs);
+      this.pending.set(id, { resolve, reject, timer });
+    });
+    return { id, reply };
+  }
+
+  /** Settles the command a reply answers; false when the frame answers nothing pending. */
+  settle(frame: ServerFrame): boolean {
+    // A `pub` carries a publication id, not a command id.
+    if (frame.type === 'pub' || typeof frame.id !== 'number') return false;
+    const pending = this.pending.get(frame.id);
+    if (!pending) return false;
+    this.pending.delete(frame.id);
+    clearTimeout(pending.timer);
+    if (frame.type === 'error') {
+      pending.reject(new HubbubError(String(frame.code ?? 'internal'), String(frame.message ?? '')));
+    } else {
+      pending.resolve(frame);
+    }
+    return true;
+  }
+
+  /** Fails every command in flight (the connection they were sent on is gone). */
+  rejectAll(err: HubbubError): void {
+    const all = [...this.pending.values()];
+    this.pending.clear();
+    for (const p of all) {
+      clearTimeout(p.timer);
+      p.reject(err);
+    }
+  }
+
+  get size(): number {
+    return this.pending.size;
+  }
+
+  private allocate(): number {
+    for (;;) {
+      const id = this.nextId;
+      this.nextId = this.nextId >= MAX_ID ? 1 : this.nextId + 1;
+      if (!this.pending.has(id)) return id;
+    }
+  }
+}
