@@ -2,12 +2,14 @@
 //! session's subscriptions) and a writer task draining a bounded outbox.
 //!
 //! - [`handle`]: [`ConnHandle`], what the rest of the hub holds to reach a connection.
+//! - [`outbox`]: the bounded outbox, which holds no memory while empty.
 //! - [`session`]: the reader loop and command handling.
 //! - [`subscription`]: opening and closing one subscription, race-free.
 //! - [`tracker`]: holds broadcasts while a subscription opens; de-duplicates by offset.
 //! - [`writer`]: the WebSocket writer task: batching, pings, close.
 
 pub mod handle;
+pub mod outbox;
 pub mod session;
 pub mod subscription;
 pub mod tracker;

@@ -174,10 +174,10 @@ impl Registry {
 mod tests {
     use super::*;
     use crate::broker::Publication;
-    use tokio::sync::mpsc;
+    use crate::connection::outbox;
 
-    fn conn(user: &str, cap: usize) -> (Arc<ConnHandle>, mpsc::Receiver<Outgoing>) {
-        let (tx, rx) = mpsc::channel(cap);
+    fn conn(user: &str, cap: usize) -> (Arc<ConnHandle>, outbox::Receiver) {
+        let (tx, rx) = outbox::channel(cap);
         (
             Arc::new(ConnHandle::new(
                 ConnId::next(),

@@ -24,11 +24,11 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures_util::Stream;
 use hubbub_api::{ApiError, ErrorCode};
-use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use crate::broker::{Epoch, Position};
 use crate::connection::handle::CloseReason;
+use crate::connection::outbox;
 use crate::connection::subscription::{self, Opened};
 use crate::connection::tracker::{Emit, Tracker};
 use crate::connection::{ConnHandle, ConnId};
@@ -212,7 +212,7 @@ async fn open(hub: Arc<Hub>, query: &str, headers: &HeaderMap) -> Result<Respons
     };
 
     let limits = &hub.config.limits;
-    let (tx, rx) = mpsc::channel(limits.outbox_size);
+    let (tx, rx) = outbox::channel(limits.outbox_size);
     let client_id: Arc<str> = uuid::Uuid::new_v4().to_string().into();
     let conn = Arc::new(ConnHandle::new(
         ConnId::next(),
@@ -303,7 +303,7 @@ impl Drop for Guard {
 }
 
 struct StreamState {
-    rx: mpsc::Receiver<Outgoing>,
+    rx: outbox::Receiver,
     tracker: Tracker,
     emits: Vec<Emit>,
     pending: VecDeque<Event>,

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::mpsc;
+use crate::connection::outbox;
 
 use super::{Broker, Position, PublishRequest, TopicOptions};
 use crate::connection::{ConnHandle, ConnId};
@@ -34,12 +34,12 @@ pub(crate) struct Subject {
 /// A local subscriber: its handle and what reaches its outbox.
 struct Sub {
     conn: Arc<ConnHandle>,
-    rx: mpsc::Receiver<Outgoing>,
+    rx: outbox::Receiver,
 }
 
 impl Sub {
     async fn attach(s: &Subject, topic: &Topic, user: &str) -> Sub {
-        let (tx, rx) = mpsc::channel(4096);
+        let (tx, rx) = outbox::channel(4096);
         let conn = Arc::new(ConnHandle::new(
             ConnId::next(),
             format!("cid-{user}").into(),

@@ -330,11 +330,11 @@ mod proptests {
     use std::collections::{BTreeMap, BTreeSet};
 
     use super::*;
+    use crate::connection::outbox;
     use crate::connection::{ConnHandle, ConnId};
     use crate::fanout::{BroadcastKind, Outgoing};
     use crate::metrics::Metrics;
     use proptest::prelude::*;
-    use tokio::sync::mpsc;
 
     fn options(history_size: usize) -> TopicOptions {
         TopicOptions {
@@ -368,7 +368,7 @@ mod proptests {
             let registry = Arc::new(Registry::new(Arc::new(Metrics::default())));
             let broker = MemoryBroker::start(registry.clone());
             let topic: Topic = "bookings:p".parse().unwrap();
-            let (tx, mut rx) = mpsc::channel(4096);
+            let (tx, mut rx) = outbox::channel(4096);
             let conn = Arc::new(ConnHandle::new(ConnId::next(), "c".into(), "u".into(), tx));
             registry.register(conn.clone());
             registry.subscribe(&topic, conn.clone());

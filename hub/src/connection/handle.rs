@@ -2,11 +2,13 @@
 //! identity, its bounded outbox and its close signal.
 
 use std::fmt;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU16, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
 
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::Notify;
 
+use super::outbox::{self, TrySendError};
 use crate::fanout::Outgoing;
 use crate::protocol::CloseCode;
 
@@ -59,9 +61,18 @@ pub struct ConnHandle {
     pub client_id: Arc<str>,
     /// The token's `sub`.
     pub user: Arc<str>,
-    outbox: mpsc::Sender<Outgoing>,
+    outbox: outbox::Sender,
     close_code: AtomicU16,
     close_notify: Notify,
+    /// When the peer last sent a frame, in ms since [`clock_ms`]'s start.
+    last_read_ms: AtomicU64,
+}
+
+/// Milliseconds on a monotonic clock that starts with the process.
+fn clock_ms() -> u64 {
+    static START: OnceLock<Instant> = OnceLock::new();
+    let start = *START.get_or_init(Instant::now);
+    u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX)
 }
 
 impl fmt::Debug for ConnHandle {
@@ -80,7 +91,7 @@ impl ConnHandle {
         id: ConnId,
         client_id: Arc<str>,
         user: Arc<str>,
-        outbox: mpsc::Sender<Outgoing>,
+        outbox: outbox::Sender,
     ) -> ConnHandle {
         ConnHandle {
             id,
@@ -89,6 +100,7 @@ impl ConnHandle {
             outbox,
             close_code: AtomicU16::new(0),
             close_notify: Notify::new(),
+            last_read_ms: AtomicU64::new(clock_ms()),
         }
     }
 
@@ -100,14 +112,14 @@ impl ConnHandle {
         }
         match self.outbox.try_send(item) {
             Ok(()) => PushOutcome::Queued,
-            Err(mpsc::error::TrySendError::Full(_)) => {
+            Err(TrySendError::Full(_)) => {
                 if self.close(CloseCode::SlowConsumer) {
                     PushOutcome::SlowConsumer
                 } else {
                     PushOutcome::Closed
                 }
             }
-            Err(mpsc::error::TrySendError::Closed(_)) => PushOutcome::Closed,
+            Err(TrySendError::Closed(_)) => PushOutcome::Closed,
         }
     }
 
@@ -121,6 +133,16 @@ impl ConnHandle {
             sent = self.outbox.send(item) => sent.is_ok(),
             _ = self.closed() => false,
         }
+    }
+
+    /// Notes that the peer sent a frame (any frame, pongs included).
+    pub fn touch(&self) {
+        self.last_read_ms.store(clock_ms(), Ordering::Relaxed);
+    }
+
+    /// How long the peer has been silent (since connecting, or its last frame).
+    pub fn silent_for(&self) -> Duration {
+        Duration::from_millis(clock_ms().saturating_sub(self.last_read_ms.load(Ordering::Relaxed)))
     }
 
     /// Asks the connection to close with `code`. The first request wins;
@@ -173,8 +195,8 @@ mod tests {
     use super::*;
     use axum::extract::ws::Message;
 
-    fn handle(cap: usize) -> (Arc<ConnHandle>, mpsc::Receiver<Outgoing>) {
-        let (tx, rx) = mpsc::channel(cap);
+    fn handle(cap: usize) -> (Arc<ConnHandle>, outbox::Receiver) {
+        let (tx, rx) = outbox::channel(cap);
         (
             Arc::new(ConnHandle::new(ConnId::next(), "c".into(), "u".into(), tx)),
             rx,

@@ -9,7 +9,6 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes};
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
-use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tracing::debug;
 
@@ -44,7 +43,7 @@ pub enum ReadError {
 /// before the upgrade could be refused in a way a browser would see).
 pub async fn run_connection<S, R>(
     hub: Arc<Hub>,
-    mut sink: S,
+    sink: S,
     mut stream: R,
     codec: Codec,
     refuse: Option<CloseCode>,
@@ -53,32 +52,50 @@ pub async fn run_connection<S, R>(
     R: Stream<Item = Result<Message, ReadError>> + Unpin + Send,
 {
     hub.metrics.connection_accepted();
-    if let Some(code) = refuse {
-        return refuse_and_linger(&hub, &mut sink, &mut stream, codec, None, code).await;
-    }
-    let max_frame = hub.config.limits.max_frame_bytes;
-    let connect = tokio::select! {
-        first = tokio::time::timeout(hub.config.limits.connect_timeout, next_frame(&mut stream, codec, max_frame)) => first,
-        _ = hub.draining() => Ok(Err(CloseCode::Shutdown)),
+    let verified = match refuse {
+        Some(code) => Err((None, code)),
+        None => {
+            let max_frame = hub.config.limits.max_frame_bytes;
+            let connect = tokio::select! {
+                first = tokio::time::timeout(hub.config.limits.connect_timeout, next_frame(&mut stream, codec, max_frame)) => first,
+                _ = hub.draining() => Ok(Err(CloseCode::Shutdown)),
+            };
+            verify_connect(&hub, connect)
+        }
     };
-    let (error, code) = match connect {
-        Err(_) => (None, CloseCode::ConnectTimeout),
-        Ok(Err(code)) => (None, code),
-        Ok(Ok(ClientFrame::Connect { .. })) if hub.is_draining() => (None, CloseCode::Shutdown),
+    // `verified` is moved whole: the connect frame (the token above all) is
+    // not kept in this future for the connection's life.
+    Session::start(hub, sink, stream, codec, verified).await;
+}
+
+/// Why a connection is refused before it has a session: an optional error
+/// reply (with the command id) and the close code.
+type Refusal = (Option<(u32, HubError)>, CloseCode);
+
+/// Decides on the first frame: the `connect` command's id and identity, or a refusal.
+fn verify_connect(
+    hub: &Hub,
+    connect: Result<Result<ClientFrame, CloseCode>, tokio::time::error::Elapsed>,
+) -> Result<(u32, Identity), Refusal> {
+    match connect {
+        Err(_) => Err((None, CloseCode::ConnectTimeout)),
+        Ok(Err(code)) => Err((None, code)),
+        Ok(Ok(ClientFrame::Connect { .. })) if hub.is_draining() => {
+            Err((None, CloseCode::Shutdown))
+        }
         Ok(Ok(ClientFrame::Connect { id, token, .. })) => match hub.verifier.verify(&token) {
-            Ok(identity) => return Session::start(hub, sink, stream, codec, id, identity).await,
+            Ok(identity) => Ok((id, identity)),
             Err(e) => {
                 let code = if e.is_expired() {
                     CloseCode::TokenExpired
                 } else {
                     CloseCode::Unauthorized
                 };
-                (Some((id, HubError::Auth(e))), code)
+                Err((Some((id, HubError::Auth(e))), code))
             }
         },
-        Ok(Ok(_)) => (None, CloseCode::ProtocolError),
-    };
-    refuse_and_linger(&hub, &mut sink, &mut stream, codec, error, code).await;
+        Ok(Ok(_)) => Err((None, CloseCode::ProtocolError)),
+    }
 }
 
 /// Closes a connection that never got a writer task: an optional `error`
@@ -198,14 +215,29 @@ impl Session {
         mut sink: S,
         mut stream: R,
         codec: Codec,
-        id: u32,
-        identity: Identity,
+        verified: Result<(u32, Identity), Refusal>,
     ) where
         S: Sink<Message> + Unpin + Send + 'static,
         R: Stream<Item = Result<Message, ReadError>> + Unpin + Send,
     {
+        let (id, identity) = match verified {
+            Ok(v) => v,
+            // Boxed here and below: one-off awaits would otherwise size this
+            // future, which lives as long as the connection, for their state.
+            Err((error, code)) => {
+                return Box::pin(refuse_and_linger(
+                    &hub,
+                    &mut sink,
+                    &mut stream,
+                    codec,
+                    error,
+                    code,
+                ))
+                .await;
+            }
+        };
         let limits = &hub.config.limits;
-        let (tx, rx) = mpsc::channel(limits.outbox_size);
+        let (tx, rx) = super::outbox::channel(limits.outbox_size);
         let client_id: Arc<str> = uuid::Uuid::new_v4().to_string().into();
         let conn = Arc::new(ConnHandle::new(
             ConnId::next(),
@@ -213,23 +245,20 @@ impl Session {
             identity.user.clone(),
             tx,
         ));
-        let span = tracing::Span::current();
-        span.record("id", tracing::field::display(conn.id));
-        span.record("user", tracing::field::display(&identity.user));
         if !hub.registry.try_register(
             conn.clone(),
             limits.max_connections,
             limits.max_connections_per_user,
         ) {
             hub.metrics.rejected(Rejection::ConnectionLimit);
-            return refuse_and_linger(
+            return Box::pin(refuse_and_linger(
                 &hub,
                 &mut sink,
                 &mut stream,
                 codec,
                 None,
                 CloseCode::ConnectionLimit,
-            )
+            ))
             .await;
         }
         let writer = Writer::new(
@@ -275,21 +304,26 @@ impl Session {
             commands,
             refused_in_a_row: 0,
         };
+        // Recorded from the session, not from locals: a borrowed local would
+        // be kept in this future for the connection's life.
+        let span = tracing::Span::current();
+        span.record("id", tracing::field::display(session.conn.id));
+        span.record("user", tracing::field::display(&session.identity.user));
+        drop(span);
         let ping_interval = session.hub.config.limits.ping_interval.as_secs().max(1);
-        session
-            .reply(&ServerFrame::Connected {
-                id,
-                client_id: &client_id,
-                node: &session.hub.node,
-                expires_in: Some(expires_in),
-                ping_interval,
-            })
-            .await;
+        Box::pin(session.reply(&ServerFrame::Connected {
+            id,
+            client_id: &session.conn.client_id,
+            node: &session.hub.node,
+            expires_in: Some(expires_in),
+            ping_interval,
+        }))
+        .await;
         debug!(conn = %session.conn.id, user = %session.identity.user, "connected");
         session.run(&mut stream).await;
-        session.cleanup().await;
+        Box::pin(session.cleanup()).await;
         if matches!(session.conn.close_reason(), Some(CloseReason::Code(_))) {
-            linger(&mut stream).await;
+            Box::pin(linger(&mut stream)).await;
         }
     }
 
@@ -297,34 +331,37 @@ impl Session {
     where
         R: Stream<Item = Result<Message, ReadError>> + Unpin,
     {
-        // A live peer answers our pings, so silence for two intervals means it is gone.
-        let idle = self.hub.config.limits.ping_interval * 2 + Duration::from_secs(1);
+        // A dead peer is found by the writer, which checks on every ping
+        // tick how long the peer has been silent: no idle timer here.
         let conn = self.conn.clone();
+        let token_timer = tokio::time::sleep_until(self.token_deadline);
+        tokio::pin!(token_timer);
         loop {
-            let deadline = self.token_deadline;
+            if token_timer.deadline() != self.token_deadline {
+                // A `refresh` moved the deadline.
+                token_timer.as_mut().reset(self.token_deadline);
+            }
             let next = tokio::select! {
                 biased;
                 _ = conn.closed() => return,
-                _ = tokio::time::sleep_until(deadline) => {
+                _ = &mut token_timer => {
                     conn.close(CloseCode::TokenExpired);
                     return;
                 }
-                next = tokio::time::timeout(idle, stream.next()) => next,
+                next = stream.next() => next,
             };
+            if let Some(Ok(_)) = next {
+                conn.touch();
+            }
             let (payload, binary) = match next {
-                Ok(Some(Ok(Message::Text(t)))) => (Payload::Text(t), false),
-                Ok(Some(Ok(Message::Binary(b)))) => (Payload::Binary(b), true),
-                Ok(Some(Ok(Message::Ping(_) | Message::Pong(_)))) => continue,
-                Ok(Some(Err(ReadError::TooBig))) => {
+                Some(Ok(Message::Text(t))) => (Payload::Text(t), false),
+                Some(Ok(Message::Binary(b))) => (Payload::Binary(b), true),
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+                Some(Err(ReadError::TooBig)) => {
                     conn.close(CloseCode::MessageTooBig);
                     return;
                 }
-                Err(_) => {
-                    debug!(conn = %conn.id, "no traffic within two ping intervals; dropping");
-                    conn.gone();
-                    return;
-                }
-                Ok(Some(Ok(Message::Close(_)) | Err(ReadError::Transport)) | None) => {
+                Some(Ok(Message::Close(_)) | Err(ReadError::Transport)) | None => {
                     conn.gone();
                     return;
                 }

@@ -10,10 +10,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::outbox;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes};
 use bytes::Bytes;
 use futures_util::{Sink, SinkExt};
-use tokio::sync::mpsc;
 
 use super::handle::{CloseReason, ConnHandle};
 use super::tracker::{Emit, Tracker};
@@ -47,6 +47,8 @@ pub struct Writer<S> {
     metrics: Arc<Metrics>,
     config: WriterConfig,
     tracker: Tracker,
+    /// Items taken from the outbox, applied before the next write.
+    inbox: Vec<Outgoing>,
     emits: Vec<Emit>,
     batch: Vec<Message>,
     /// `ts` of the first publication in the batch, for the delivery-latency sample.
@@ -70,6 +72,7 @@ where
             metrics,
             config,
             tracker: Tracker::new(config.max_held),
+            inbox: Vec::new(),
             emits: Vec::new(),
             batch: Vec::new(),
             first_pub_ts: None,
@@ -77,7 +80,15 @@ where
     }
 
     /// Runs until the connection closes; then says goodbye when there is a code.
-    pub async fn run(mut self, mut outbox: mpsc::Receiver<Outgoing>) {
+    ///
+    /// Not an `async fn` taking `self`: that form stores the writer twice in
+    /// the task (the argument and its binding), 248 bytes per connection.
+    #[allow(clippy::manual_async_fn)] // on purpose, see above
+    pub fn run(mut self, outbox: outbox::Receiver) -> impl Future<Output = ()> {
+        async move { self.serve(outbox).await }
+    }
+
+    async fn serve(&mut self, mut outbox: outbox::Receiver) {
         let conn = self.conn.clone();
         let mut ping = tokio::time::interval(self.config.ping_interval);
         ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -86,14 +97,17 @@ where
             tokio::select! {
                 biased;
                 reason = conn.closed() => break reason,
-                item = outbox.recv() => {
-                    let Some(item) = item else { break CloseReason::Gone };
-                    self.take(item);
-                    while self.batch.len() < BATCH {
-                        match outbox.try_recv() {
-                            Ok(item) => self.take(item),
-                            Err(_) => break,
+                n = Self::next_items(&mut outbox, &mut self.inbox, &mut self.emits, &mut self.batch) => {
+                    if n == 0 {
+                        break CloseReason::Gone;
+                    }
+                    {
+                        // In a block: a borrowed local would stay in the task's state.
+                        let mut inbox = std::mem::take(&mut self.inbox);
+                        for item in inbox.drain(..) {
+                            self.take(item);
                         }
+                        self.inbox = inbox;
                     }
                     tokio::select! {
                         biased;
@@ -105,6 +119,13 @@ where
                     }
                 }
                 _ = ping.tick() => {
+                    // A live peer answers our pings, so silence for two
+                    // intervals (and a second of slack) means it is gone.
+                    if conn.silent_for() > self.config.ping_interval * 2 + Duration::from_secs(1) {
+                        tracing::debug!(conn = %conn.id, "no traffic within two ping intervals; dropping");
+                        conn.gone();
+                        break CloseReason::Gone;
+                    }
                     self.batch.push(Message::Ping(Bytes::new()));
                     tokio::select! {
                         biased;
@@ -133,6 +154,25 @@ where
                     Box::pin(tokio::time::timeout(CLOSE_REPLY_TIMEOUT, self.sink.close())).await;
             }
         }
+    }
+
+    /// Takes up to [`BATCH`] items into `inbox`. When there are none, the
+    /// connection goes idle: its buffers are freed first (an idle connection
+    /// holds no batch memory), then it waits. 0 means the outbox is gone.
+    async fn next_items(
+        outbox: &mut outbox::Receiver,
+        inbox: &mut Vec<Outgoing>,
+        emits: &mut Vec<Emit>,
+        batch: &mut Vec<Message>,
+    ) -> usize {
+        let n = outbox.take(inbox, BATCH);
+        if n > 0 {
+            return n;
+        }
+        *inbox = Vec::new();
+        *emits = Vec::new();
+        *batch = Vec::new();
+        outbox.recv_many(inbox, BATCH).await
     }
 
     async fn write_batch(&mut self) -> bool {
@@ -221,12 +261,12 @@ mod tests {
 
     #[tokio::test]
     async fn holds_broadcasts_until_subscribed_then_dedupes_by_offset() {
-        let (sink_tx, mut sink_rx) = mpsc::unbounded_channel::<Message>();
+        let (sink_tx, mut sink_rx) = tokio::sync::mpsc::unbounded_channel::<Message>();
         let sink = futures_util::sink::unfold(sink_tx, |tx, msg: Message| async move {
             tx.send(msg).map_err(|_| ())?;
             Ok::<_, ()>(tx)
         });
-        let (tx, rx) = mpsc::channel(64);
+        let (tx, rx) = outbox::channel(64);
         let conn = Arc::new(ConnHandle::new(ConnId::next(), "c".into(), "u".into(), tx));
         let writer = Writer::new(
             Box::pin(sink),

@@ -185,10 +185,10 @@ mod tests {
     use super::*;
     use crate::broker::Publication;
     use crate::connection::handle::CloseReason;
+    use crate::connection::outbox;
     use crate::connection::{ConnHandle, ConnId};
     use crate::fanout::Outgoing;
     use crate::metrics::Metrics;
-    use tokio::sync::mpsc;
 
     fn publication(t: &Topic, epoch: &str, offset: u64) -> TopicEvent {
         TopicEvent::Pub(
@@ -204,9 +204,9 @@ mod tests {
         )
     }
 
-    fn setup() -> (Router, Arc<ConnHandle>, mpsc::Receiver<Outgoing>, Topic) {
+    fn setup() -> (Router, Arc<ConnHandle>, outbox::Receiver, Topic) {
         let registry = Arc::new(Registry::new(Arc::new(Metrics::default())));
-        let (tx, rx) = mpsc::channel(16);
+        let (tx, rx) = outbox::channel(16);
         let conn = Arc::new(ConnHandle::new(ConnId::next(), "c".into(), "u".into(), tx));
         let t: Topic = "bookings:1".parse().unwrap();
         registry.subscribe(&t, conn.clone());

@@ -48,7 +48,7 @@ mod probe {
         .unwrap();
         ready(&b).await;
         let t: Topic = format!("bookings:probe-{run}").parse().unwrap();
-        let (tx, mut rx) = tokio::sync::mpsc::channel(16);
+        let (tx, mut rx) = crate::connection::outbox::channel(16);
         let conn = Arc::new(ConnHandle::new(ConnId::next(), "c".into(), "u".into(), tx));
         registry.subscribe(&t, conn.clone());
         b.watch(&t).await.unwrap();
@@ -79,7 +79,7 @@ mod probe {
             .expect("repaired in time");
         assert_eq!(reason, CloseReason::Code(CloseCode::Rebalance));
         ready(&b).await;
-        let (tx, mut rx) = tokio::sync::mpsc::channel(16);
+        let (tx, mut rx) = crate::connection::outbox::channel(16);
         let fresh = Arc::new(ConnHandle::new(ConnId::next(), "d".into(), "u".into(), tx));
         registry.subscribe(&t, fresh);
         b.publish(publish()).await.unwrap();
@@ -138,7 +138,7 @@ mod routing {
         .unwrap();
         let t: Topic = format!("bookings:route-{run}").parse().unwrap();
         let channel = b.keys().channel(&t);
-        let (tx, _rx) = tokio::sync::mpsc::channel(16);
+        let (tx, _rx) = crate::connection::outbox::channel(16);
         let conn = Arc::new(ConnHandle::new(ConnId::next(), "c".into(), "u".into(), tx));
         assert!(registry.subscribe(&t, conn.clone()));
         b.watch(&t).await.unwrap();

@@ -1,0 +1,291 @@
+//! A connection's bounded outbox: a single-consumer FIFO of [`Outgoing`]
+//! items that holds no memory while it is empty.
+//!
+//! `tokio::sync::mpsc` allocates its channel state and a first block of 32
+//! slots when the channel is created, about 1.5 KiB, which every idle
+//! connection would then carry for nothing. Here the queue is a `VecDeque`
+//! behind a `std::sync::Mutex` (held only to push or take, never across an
+//! `.await`); the consumer frees its storage when it drains it, so an idle
+//! connection holds an empty deque and two `Notify`s.
+//!
+//! The API mirrors the parts of `mpsc` the hub uses: [`channel`],
+//! [`Sender::try_send`], [`Sender::send`], [`Receiver::recv`],
+//! [`Receiver::try_recv`] and [`Receiver::recv_many`].
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use tokio::sync::Notify;
+
+use crate::fanout::Outgoing;
+
+struct Shared {
+    queue: Mutex<VecDeque<Outgoing>>,
+    capacity: usize,
+    /// Wakes the receiver when the queue turns non-empty (or a side closes).
+    ready: Notify,
+    /// Wakes senders waiting for room.
+    room: Notify,
+    sender_gone: AtomicBool,
+    receiver_gone: AtomicBool,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, VecDeque<Outgoing>> {
+        self.queue.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// A bounded outbox of `capacity` items (at least one).
+pub fn channel(capacity: usize) -> (Sender, Receiver) {
+    let shared = Arc::new(Shared {
+        queue: Mutex::new(VecDeque::new()),
+        capacity: capacity.max(1),
+        ready: Notify::new(),
+        room: Notify::new(),
+        sender_gone: AtomicBool::new(false),
+        receiver_gone: AtomicBool::new(false),
+    });
+    (
+        Sender {
+            shared: shared.clone(),
+        },
+        Receiver { shared },
+    )
+}
+
+/// Why [`Sender::try_send`] did not queue its item.
+#[derive(Debug)]
+pub enum TrySendError {
+    /// The outbox holds `capacity` items.
+    Full(Outgoing),
+    /// The receiver is gone.
+    Closed(Outgoing),
+}
+
+/// The receiver is gone; the item was not queued.
+#[derive(Debug)]
+pub struct SendError(pub Outgoing);
+
+/// Nothing to take right now ([`Receiver::try_recv`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TryRecvError {
+    /// The outbox is empty.
+    Empty,
+    /// The outbox is empty and the sender is gone.
+    Disconnected,
+}
+
+/// The producing side (one per connection, held by its handle).
+pub struct Sender {
+    shared: Arc<Shared>,
+}
+
+impl Sender {
+    /// Queues `item` unless the outbox is full or the receiver is gone.
+    pub fn try_send(&self, item: Outgoing) -> Result<(), TrySendError> {
+        let s = &*self.shared;
+        if s.receiver_gone.load(Ordering::Acquire) {
+            return Err(TrySendError::Closed(item));
+        }
+        let was_empty = {
+            let mut q = s.lock();
+            if q.len() >= s.capacity {
+                return Err(TrySendError::Full(item));
+            }
+            q.push_back(item);
+            q.len() == 1
+        };
+        if was_empty {
+            // Stores a permit when the receiver is not waiting yet: no lost wake-up.
+            s.ready.notify_one();
+        }
+        Ok(())
+    }
+
+    /// Queues `item`, waiting for room while the outbox is full.
+    pub async fn send(&self, mut item: Outgoing) -> Result<(), SendError> {
+        loop {
+            let room = self.shared.room.notified();
+            tokio::pin!(room);
+            // Registered before the check, so a take between the check and
+            // the wait still wakes us.
+            room.as_mut().enable();
+            match self.try_send(item) {
+                Ok(()) => return Ok(()),
+                Err(TrySendError::Closed(back)) => return Err(SendError(back)),
+                Err(TrySendError::Full(back)) => item = back,
+            }
+            room.await;
+        }
+    }
+}
+
+impl Drop for Sender {
+    fn drop(&mut self) {
+        self.shared.sender_gone.store(true, Ordering::Release);
+        self.shared.ready.notify_one();
+    }
+}
+
+/// The consuming side (the connection's writer).
+pub struct Receiver {
+    shared: Arc<Shared>,
+}
+
+impl Receiver {
+    /// Moves up to `limit` items into `buf`, waiting while the outbox is
+    /// empty. Returns how many; 0 means the sender is gone and nothing is left.
+    pub async fn recv_many(&mut self, buf: &mut Vec<Outgoing>, limit: usize) -> usize {
+        loop {
+            let n = self.take(buf, limit);
+            if n > 0 {
+                return n;
+            }
+            if self.shared.sender_gone.load(Ordering::Acquire) {
+                // A last item may have been queued just before the sender went.
+                return self.take(buf, limit);
+            }
+            self.shared.ready.notified().await;
+        }
+    }
+
+    /// Moves up to `limit` items into `buf` without waiting; returns how many.
+    pub fn take(&mut self, buf: &mut Vec<Outgoing>, limit: usize) -> usize {
+        self.take_with(limit, |item| buf.push(item))
+    }
+
+    fn take_with(&mut self, limit: usize, mut each: impl FnMut(Outgoing)) -> usize {
+        let s = &*self.shared;
+        let (n, was_full) = {
+            let mut q = s.lock();
+            let was_full = q.len() >= s.capacity;
+            let n = q.len().min(limit);
+            q.drain(..n).for_each(&mut each);
+            if q.is_empty() && q.capacity() > 0 {
+                // Drained: give the storage back, an idle connection holds none.
+                *q = VecDeque::new();
+            }
+            (n, was_full)
+        };
+        // Senders only wait when they found the outbox full, so a take from a
+        // full outbox is the only one that can have someone to wake.
+        if was_full && n > 0 {
+            s.room.notify_waiters();
+        }
+        n
+    }
+
+    /// The next item, waiting while the outbox is empty; `None` once the
+    /// sender is gone and the outbox is drained.
+    pub async fn recv(&mut self) -> Option<Outgoing> {
+        loop {
+            if let Ok(item) = self.try_recv() {
+                return Some(item);
+            }
+            if self.shared.sender_gone.load(Ordering::Acquire) {
+                return self.try_recv().ok();
+            }
+            self.shared.ready.notified().await;
+        }
+    }
+
+    /// The next item if there is one.
+    pub fn try_recv(&mut self) -> Result<Outgoing, TryRecvError> {
+        let mut one = None;
+        self.take_with(1, |item| one = Some(item));
+        match one {
+            Some(item) => Ok(item),
+            None if self.shared.sender_gone.load(Ordering::Acquire) => {
+                Err(TryRecvError::Disconnected)
+            }
+            None => Err(TryRecvError::Empty),
+        }
+    }
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        self.shared.receiver_gone.store(true, Ordering::Release);
+        // Items left behind are dropped now, not when the last handle goes.
+        let left = std::mem::take(&mut *self.shared.lock());
+        drop(left);
+        self.shared.room.notify_waiters();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::extract::ws::Message;
+
+    fn item(n: u8) -> Outgoing {
+        Outgoing::Frame(Box::new(Message::Binary(vec![n].into())))
+    }
+
+    fn byte(o: Outgoing) -> u8 {
+        match o {
+            Outgoing::Frame(m) => match *m {
+                Message::Binary(b) => b[0],
+                other => panic!("{other:?}"),
+            },
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn fifo_bounded_and_frees_storage_when_drained() {
+        let (tx, mut rx) = channel(2);
+        tx.try_send(item(1)).unwrap();
+        tx.try_send(item(2)).unwrap();
+        assert!(matches!(tx.try_send(item(3)), Err(TrySendError::Full(_))));
+        assert_eq!(byte(rx.recv().await.unwrap()), 1);
+        tx.try_send(item(3)).unwrap();
+        let mut buf = Vec::new();
+        assert_eq!(rx.recv_many(&mut buf, 10).await, 2);
+        assert_eq!(buf.into_iter().map(byte).collect::<Vec<_>>(), [2, 3]);
+        assert_eq!(rx.shared.lock().capacity(), 0, "storage given back");
+        assert_eq!(rx.try_recv().unwrap_err(), TryRecvError::Empty);
+    }
+
+    #[tokio::test]
+    async fn a_waiting_sender_gets_room_and_a_waiting_receiver_wakes() {
+        let (tx, mut rx) = channel(1);
+        tx.try_send(item(1)).unwrap();
+        let tx = Arc::new(tx);
+        let t2 = tx.clone();
+        let sender = tokio::spawn(async move { t2.send(item(2)).await.is_ok() });
+        tokio::task::yield_now().await;
+        assert_eq!(byte(rx.recv().await.unwrap()), 1);
+        assert!(sender.await.unwrap(), "woken once there was room");
+        assert_eq!(byte(rx.recv().await.unwrap()), 2);
+        let receiver = tokio::spawn(async move { rx.recv().await.map(byte) });
+        tokio::task::yield_now().await;
+        tx.try_send(item(7)).unwrap();
+        assert_eq!(receiver.await.unwrap(), Some(7));
+    }
+
+    #[tokio::test]
+    async fn either_side_going_is_seen_by_the_other() {
+        let (tx, mut rx) = channel(4);
+        tx.try_send(item(1)).unwrap();
+        drop(tx);
+        assert_eq!(byte(rx.recv().await.unwrap()), 1, "what was queued is kept");
+        assert!(rx.recv().await.is_none());
+        assert_eq!(rx.try_recv().unwrap_err(), TryRecvError::Disconnected);
+
+        let (tx, rx) = channel(1);
+        tx.try_send(item(1)).unwrap();
+        let tx = Arc::new(tx);
+        let t2 = tx.clone();
+        let blocked = tokio::spawn(async move { t2.send(item(2)).await.is_err() });
+        tokio::task::yield_now().await;
+        drop(rx);
+        assert!(
+            blocked.await.unwrap(),
+            "a blocked send fails when the receiver goes"
+        );
+        assert!(matches!(tx.try_send(item(3)), Err(TrySendError::Closed(_))));
+    }
+}
