@@ -63,9 +63,38 @@ pub async fn run_connection<S, R>(
             verify_connect(&hub, connect)
         }
     };
-    // `verified` is moved whole: the connect frame (the token above all) is
-    // not kept in this future for the connection's life.
-    Session::start(hub, sink, stream, codec, verified).await;
+    // `verified` is moved whole into a synchronous call: neither the connect
+    // frame (the token above all) nor the setup's locals are kept in this
+    // future for the connection's life.
+    match Session::open(hub, sink, codec, verified) {
+        Ok((session, id)) => session.serve(id, stream).await,
+        Err(refused) => {
+            let Refused {
+                hub,
+                mut sink,
+                error,
+                code,
+            } = *refused;
+            Box::pin(refuse_and_linger(
+                &hub,
+                &mut sink,
+                &mut stream,
+                codec,
+                error,
+                code,
+            ))
+            .await;
+        }
+    }
+}
+
+/// A connection refused before it had a session, with what is needed to
+/// tell the client why.
+struct Refused<S> {
+    hub: Arc<Hub>,
+    sink: S,
+    error: Option<(u32, HubError)>,
+    code: CloseCode,
 }
 
 /// Why a connection is refused before it has a session: an optional error
@@ -200,7 +229,6 @@ struct Session {
     conn: Arc<ConnHandle>,
     codec: Codec,
     identity: Identity,
-    member: Member,
     subs: HashSet<Topic>,
     token_deadline: Instant,
     /// `limits.command_rate` per second with `command_burst`; `None` when unlimited.
@@ -210,30 +238,28 @@ struct Session {
 }
 
 impl Session {
-    async fn start<S, R>(
+    /// Opens the session for a verified `connect`: registers the connection
+    /// and spawns its writer. Synchronous on purpose: its locals then never
+    /// become part of the connection's future. On refusal, hands back the
+    /// socket half with the close code.
+    fn open<S>(
         hub: Arc<Hub>,
-        mut sink: S,
-        mut stream: R,
+        sink: S,
         codec: Codec,
         verified: Result<(u32, Identity), Refusal>,
-    ) where
+    ) -> Result<(Box<Session>, u32), Box<Refused<S>>>
+    where
         S: Sink<Message> + Unpin + Send + 'static,
-        R: Stream<Item = Result<Message, ReadError>> + Unpin + Send,
     {
         let (id, identity) = match verified {
             Ok(v) => v,
-            // Boxed here and below: one-off awaits would otherwise size this
-            // future, which lives as long as the connection, for their state.
             Err((error, code)) => {
-                return Box::pin(refuse_and_linger(
-                    &hub,
-                    &mut sink,
-                    &mut stream,
-                    codec,
+                return Err(Box::new(Refused {
+                    hub,
+                    sink,
                     error,
                     code,
-                ))
-                .await;
+                }));
             }
         };
         let limits = &hub.config.limits;
@@ -241,7 +267,7 @@ impl Session {
         let client_id: Arc<str> = uuid::Uuid::new_v4().to_string().into();
         let conn = Arc::new(ConnHandle::new(
             ConnId::next(),
-            client_id.clone(),
+            client_id,
             identity.user.clone(),
             tx,
         ));
@@ -251,16 +277,16 @@ impl Session {
             limits.max_connections_per_user,
         ) {
             hub.metrics.rejected(Rejection::ConnectionLimit);
-            return Box::pin(refuse_and_linger(
-                &hub,
-                &mut sink,
-                &mut stream,
-                codec,
-                None,
-                CloseCode::ConnectionLimit,
-            ))
-            .await;
+            return Err(Box::new(Refused {
+                hub,
+                sink,
+                error: None,
+                code: CloseCode::ConnectionLimit,
+            }));
         }
+        let span = tracing::Span::current();
+        span.record("id", tracing::field::display(conn.id));
+        span.record("user", tracing::field::display(&identity.user));
         let writer = Writer::new(
             sink,
             conn.clone(),
@@ -277,15 +303,6 @@ impl Session {
             conn.close(CloseCode::Shutdown);
         }
         let expires_in = identity.expires_at.saturating_sub(unix_now());
-        let member = Member {
-            client_id: client_id.to_string(),
-            user: identity.user.to_string(),
-            info: identity
-                .info
-                .as_deref()
-                .cloned()
-                .unwrap_or(serde_json::Value::Null),
-        };
         let commands = (limits.command_rate > 0).then(|| {
             TokenBucket::new(
                 limits.command_rate,
@@ -293,36 +310,41 @@ impl Session {
                 std::time::Instant::now(),
             )
         });
-        let mut session = Session {
+        let session = Box::new(Session {
             token_deadline: Instant::now() + Duration::from_secs(expires_in),
             hub,
             conn,
             codec,
             identity,
-            member,
             subs: HashSet::new(),
             commands,
             refused_in_a_row: 0,
-        };
-        // Recorded from the session, not from locals: a borrowed local would
-        // be kept in this future for the connection's life.
-        let span = tracing::Span::current();
-        span.record("id", tracing::field::display(session.conn.id));
-        span.record("user", tracing::field::display(&session.identity.user));
-        drop(span);
-        let ping_interval = session.hub.config.limits.ping_interval.as_secs().max(1);
-        Box::pin(session.reply(&ServerFrame::Connected {
+        });
+        Ok((session, id))
+    }
+
+    /// Answers `connect` (command `id`), serves commands until the
+    /// connection closes, then cleans up.
+    async fn serve<R>(mut self: Box<Self>, id: u32, mut stream: R)
+    where
+        R: Stream<Item = Result<Message, ReadError>> + Unpin + Send,
+    {
+        let expires_in = self.identity.expires_at.saturating_sub(unix_now());
+        let ping_interval = self.hub.config.limits.ping_interval.as_secs().max(1);
+        // Boxed here and below: one-off awaits would otherwise size this
+        // future, which lives as long as the connection, for their state.
+        Box::pin(self.reply(&ServerFrame::Connected {
             id,
-            client_id: &session.conn.client_id,
-            node: &session.hub.node,
+            client_id: &self.conn.client_id,
+            node: &self.hub.node,
             expires_in: Some(expires_in),
             ping_interval,
         }))
         .await;
-        debug!(conn = %session.conn.id, user = %session.identity.user, "connected");
-        session.run(&mut stream).await;
-        Box::pin(session.cleanup()).await;
-        if matches!(session.conn.close_reason(), Some(CloseReason::Code(_))) {
+        debug!(conn = %self.conn.id, user = %self.identity.user, "connected");
+        self.run(&mut stream).await;
+        Box::pin(self.cleanup()).await;
+        if matches!(self.conn.close_reason(), Some(CloseReason::Code(_))) {
             Box::pin(linger(&mut stream)).await;
         }
     }
@@ -366,47 +388,56 @@ impl Session {
                     return;
                 }
             };
-            if payload.bytes().len() > self.hub.config.limits.max_frame_bytes {
-                conn.close(CloseCode::MessageTooBig);
+            // Boxed: decoding and running a command needs far more state
+            // than waiting for the next frame, which is what a connection
+            // does almost all of its life.
+            if !Box::pin(self.on_frame(payload, binary)).await {
                 return;
             }
-            let frame = match self.codec.decode(payload.bytes(), binary) {
-                Ok(frame) => frame,
-                Err(DecodeError::BadCommand { id, detail }) => {
-                    Box::pin(self.error(id, ErrorCode::BadRequest, &detail)).await;
-                    continue;
-                }
-                Err(e @ DecodeError::Protocol { .. }) => {
-                    debug!(conn = %conn.id, error = %e, "protocol error");
-                    conn.close(CloseCode::ProtocolError);
-                    return;
-                }
-            };
-            let id = frame.id();
-            if let Some(bucket) = &mut self.commands
-                && !bucket.take(std::time::Instant::now())
-            {
-                self.refused_in_a_row += 1;
-                if self.refused_in_a_row > self.hub.config.limits.command_burst {
-                    conn.close(CloseCode::RateLimited);
-                    return;
-                }
-                let msg = "too many commands; slow down";
-                Box::pin(self.error(Some(id), ErrorCode::RateLimited, msg)).await;
-                continue;
+        }
+    }
+
+    /// Decodes and runs one data frame; false when the connection is closing.
+    async fn on_frame(&mut self, payload: Payload, binary: bool) -> bool {
+        if payload.bytes().len() > self.hub.config.limits.max_frame_bytes {
+            self.conn.close(CloseCode::MessageTooBig);
+            return false;
+        }
+        let frame = match self.codec.decode(payload.bytes(), binary) {
+            Ok(frame) => frame,
+            Err(DecodeError::BadCommand { id, detail }) => {
+                self.error(id, ErrorCode::BadRequest, &detail).await;
+                return true;
             }
-            self.refused_in_a_row = 0;
-            // Commands and error replies are boxed: the connection task lives
-            // as long as the connection and is sized for its largest await
-            // point, so rare, large futures stay out of every idle connection.
-            match Box::pin(self.command(frame)).await {
-                Ok(()) => {}
-                Err(err) => {
-                    let msg = err.to_string();
-                    Box::pin(self.error(Some(id), err.code(), &msg)).await;
-                }
+            Err(e @ DecodeError::Protocol { .. }) => {
+                debug!(conn = %self.conn.id, error = %e, "protocol error");
+                self.conn.close(CloseCode::ProtocolError);
+                return false;
+            }
+        };
+        let id = frame.id();
+        if let Some(bucket) = &mut self.commands
+            && !bucket.take(std::time::Instant::now())
+        {
+            self.refused_in_a_row += 1;
+            if self.refused_in_a_row > self.hub.config.limits.command_burst {
+                self.conn.close(CloseCode::RateLimited);
+                return false;
+            }
+            let msg = "too many commands; slow down";
+            self.error(Some(id), ErrorCode::RateLimited, msg).await;
+            return true;
+        }
+        self.refused_in_a_row = 0;
+        // Not boxed again: this whole future is (see `run`).
+        match self.command(frame).await {
+            Ok(()) => {}
+            Err(err) => {
+                let msg = err.to_string();
+                self.error(Some(id), err.code(), &msg).await;
             }
         }
+        true
     }
 
     async fn reply(&self, frame: &ServerFrame<'_>) {
@@ -579,7 +610,7 @@ impl Session {
             && let Err(e) = self
                 .hub
                 .broker
-                .join(&topic, self.member.clone(), ns.join_leave)
+                .join(&topic, self.member(), ns.join_leave)
                 .await
         {
             tracing::warn!(topic = %topic, error = %e, "presence join failed");
@@ -590,8 +621,24 @@ impl Session {
     /// Unsubscribes from `topic`, leaving presence when its namespace has it.
     async fn leave_topic(&self, topic: &Topic) {
         let ns = self.hub.config.namespace(topic.namespace());
-        let member = ns.and_then(|ns| ns.presence.then_some((&self.member, ns.join_leave)));
+        let member = ns.and_then(|ns| ns.presence.then_some((self.member(), ns.join_leave)));
+        let member = member.as_ref().map(|(m, announce)| (m, *announce));
         subscription::close(&self.hub, &self.conn, topic, member).await;
+    }
+
+    /// This connection as a presence member (built when needed, not kept:
+    /// most connections never use presence).
+    fn member(&self) -> Member {
+        Member {
+            client_id: self.conn.client_id.to_string(),
+            user: self.identity.user.to_string(),
+            info: self
+                .identity
+                .info
+                .as_deref()
+                .cloned()
+                .unwrap_or(serde_json::Value::Null),
+        }
     }
 
     async fn cleanup(&mut self) {
