@@ -54,6 +54,12 @@ impl Dialer {
         }
         let stream = socket.connect(node).await.context("TCP connect")?;
         stream.set_nodelay(true)?;
+        // Closed with a reset, not a FIN: back-to-back scenarios would
+        // otherwise leave tens of thousands of TIME_WAIT sockets on the
+        // source addresses, and bind(0) then spends its time searching for
+        // a free port (measured: storm fell from ~9,600 to 400-1,800
+        // connections/s with 56,000 sockets in TIME_WAIT).
+        stream.set_zero_linger()?;
         let mut request = format!("ws://{node}/ws").into_client_request()?;
         request
             .headers_mut()
