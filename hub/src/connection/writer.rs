@@ -45,14 +45,16 @@ pub struct Writer<S> {
     sink: S,
     conn: Arc<ConnHandle>,
     metrics: Arc<Metrics>,
-    config: WriterConfig,
+    codec: Codec,
+    ping_interval: Duration,
     tracker: Tracker,
     /// Items taken from the outbox, applied before the next write.
     inbox: Vec<Outgoing>,
     emits: Vec<Emit>,
     batch: Vec<Message>,
     /// `ts` of the first publication in the batch, for the delivery-latency sample.
-    first_pub_ts: Option<u64>,
+    /// 0: none in this batch.
+    first_pub_ts: u64,
 }
 
 impl<S> Writer<S>
@@ -70,12 +72,13 @@ where
             sink,
             conn,
             metrics,
-            config,
+            codec: config.codec,
+            ping_interval: config.ping_interval,
             tracker: Tracker::new(config.max_held),
             inbox: Vec::new(),
             emits: Vec::new(),
             batch: Vec::new(),
-            first_pub_ts: None,
+            first_pub_ts: 0,
         }
     }
 
@@ -90,13 +93,18 @@ where
 
     async fn serve(&mut self, mut outbox: outbox::Receiver) {
         let conn = self.conn.clone();
-        let mut ping = tokio::time::interval(self.config.ping_interval);
+        let mut ping = tokio::time::interval(self.ping_interval);
         ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         ping.tick().await;
+        // One close waiter for the task's life: created per `select!`, it
+        // would register in and leave the close `Notify`'s list on every
+        // wake-up, i.e. several lock round trips per delivery.
+        let closed = conn.closed();
+        tokio::pin!(closed);
         let reason = loop {
             tokio::select! {
                 biased;
-                reason = conn.closed() => break reason,
+                reason = &mut closed => break reason,
                 n = Self::next_items(&mut outbox, &mut self.inbox, &mut self.emits, &mut self.batch) => {
                     if n == 0 {
                         break CloseReason::Gone;
@@ -111,7 +119,7 @@ where
                     }
                     tokio::select! {
                         biased;
-                        reason = conn.closed() => break reason,
+                        reason = &mut closed => break reason,
                         ok = self.write_batch() => if !ok {
                             conn.gone();
                             break CloseReason::Gone;
@@ -121,7 +129,7 @@ where
                 _ = ping.tick() => {
                     // A live peer answers our pings, so silence for two
                     // intervals (and a second of slack) means it is gone.
-                    if conn.silent_for() > self.config.ping_interval * 2 + Duration::from_secs(1) {
+                    if conn.silent_for() > self.ping_interval * 2 + Duration::from_secs(1) {
                         tracing::debug!(conn = %conn.id, "no traffic within two ping intervals; dropping");
                         conn.gone();
                         break CloseReason::Gone;
@@ -129,7 +137,7 @@ where
                     self.batch.push(Message::Ping(Bytes::new()));
                     tokio::select! {
                         biased;
-                        reason = conn.closed() => break reason,
+                        reason = &mut closed => break reason,
                         ok = self.write_batch() => if !ok {
                             conn.gone();
                             break CloseReason::Gone;
@@ -176,7 +184,7 @@ where
     }
 
     async fn write_batch(&mut self) -> bool {
-        let sampled_ts = self.first_pub_ts.take();
+        let sampled_ts = std::mem::take(&mut self.first_pub_ts);
         let mut ok = true;
         for msg in self.batch.drain(..) {
             if self.sink.feed(msg).await.is_err() {
@@ -186,7 +194,8 @@ where
         }
         self.batch.clear();
         let ok = ok && self.sink.flush().await.is_ok();
-        if ok && let Some(ts) = sampled_ts {
+        if ok && sampled_ts != 0 {
+            let ts = sampled_ts;
             let lag = crate::broker::now_ms().saturating_sub(ts);
             self.metrics
                 .delivery_latency
@@ -196,7 +205,7 @@ where
     }
 
     async fn goodbye(&mut self, code: CloseCode) {
-        let frame = self.config.codec.encode(&ServerFrame::Disconnect {
+        let frame = self.codec.encode(&ServerFrame::Disconnect {
             code: code.code(),
             reason: code.reason(),
             reconnect: code.reconnect(),
@@ -224,9 +233,11 @@ where
                 Emit::Broadcast(b) => {
                     if let BroadcastKind::Pub(p) = b.kind() {
                         self.metrics.deliveries(1);
-                        self.first_pub_ts.get_or_insert(p.ts);
+                        if self.first_pub_ts == 0 {
+                            self.first_pub_ts = p.ts;
+                        }
                     }
-                    b.message(self.config.codec)
+                    b.message(self.codec)
                 }
             });
         }
