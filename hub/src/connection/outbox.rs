@@ -274,6 +274,7 @@ mod tests {
     async fn fifo_bounded_and_frees_storage_when_drained() {
         let (tx, mut rx) = channel(2);
         tx.try_send(item(1)).unwrap();
+        assert_eq!(rx.shared.lock().rest.capacity(), 0, "the head is inline");
         tx.try_send(item(2)).unwrap();
         assert!(matches!(tx.try_send(item(3)), Err(TrySendError::Full(_))));
         assert_eq!(byte(rx.recv().await.unwrap()), 1);

@@ -10,12 +10,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::outbox;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes};
 use bytes::Bytes;
 use futures_util::{Sink, SinkExt};
 
 use super::handle::{CloseReason, ConnHandle};
+use super::outbox;
 use super::tracker::{Emit, Tracker};
 use crate::fanout::{BroadcastKind, Outgoing};
 use crate::metrics::Metrics;
@@ -195,8 +195,7 @@ where
         self.batch.clear();
         let ok = ok && self.sink.flush().await.is_ok();
         if ok && sampled_ts != 0 {
-            let ts = sampled_ts;
-            let lag = crate::broker::now_ms().saturating_sub(ts);
+            let lag = crate::broker::now_ms().saturating_sub(sampled_ts);
             self.metrics
                 .delivery_latency
                 .observe(Duration::from_millis(lag));
