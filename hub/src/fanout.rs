@@ -104,10 +104,10 @@ impl Broadcast {
 
 /// One item in a connection's bounded outbox, written in order by its writer.
 ///
-/// Kept small (at most 32 bytes): the outbox channel allocates its first
-/// block of 32 slots up front for every connection, so each byte here costs
-/// 32 bytes of memory per idle connection. Per-connection frames are boxed;
-/// the fan-out hot path (`Broadcast`) is a single `Arc`.
+/// Kept small (at most 32 bytes): every outbox holds one inline (the head
+/// slot, see `connection::outbox`), and a queue of them is moved item by item
+/// on every delivery. Per-connection frames are boxed; the fan-out hot path
+/// (`Broadcast`) is a single `Arc`.
 #[derive(Debug)]
 pub enum Outgoing {
     /// A reply or push already encoded for this connection.

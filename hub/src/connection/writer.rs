@@ -4,8 +4,9 @@
 //! [`Outgoing::Begin`] and [`Outgoing::Subscribed`], while the session reads
 //! history) or the last offset written, so a publication is never written
 //! before the `subscribed` reply that recovers older ones, and never twice.
-//! It also sends WebSocket pings and, when the connection is asked to close,
-//! the `disconnect` frame and the close frame.
+//! It also sends WebSocket pings (and drops a peer that has sent nothing for
+//! two ping intervals) and, when the connection is asked to close, the
+//! `disconnect` frame and the close frame.
 
 use std::sync::Arc;
 use std::time::Duration;
