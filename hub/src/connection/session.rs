@@ -2,32 +2,34 @@
 //! at a time until the connection closes, then cleanup (subscriptions,
 //! presence, registry). Generic over the socket's `Sink`/`Stream` halves so it
 //! can be driven by channels in tests.
+//!
+//! - `handshake`: the first frame, its verdict, refusing cleanly.
+//! - `commands`: the commands of a connected session.
 
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use axum::extract::ws::{CloseFrame, Message, Utf8Bytes};
-use futures_util::{Sink, SinkExt, Stream, StreamExt};
+use axum::extract::ws::{Message, Utf8Bytes};
+use futures_util::{Sink, Stream, StreamExt};
 use tokio::time::Instant;
 use tracing::debug;
 
 use super::handle::{CloseReason, ConnHandle, ConnId};
-use super::subscription::{self, Opened};
 use super::writer::{Writer, WriterConfig};
 use crate::auth::Identity;
-use crate::broker::Position;
-use crate::config::NamespaceConfig;
 use crate::fanout::Outgoing;
-use crate::hub::{Hub, HubError, PublishInput};
+use crate::hub::Hub;
 use crate::limits::TokenBucket;
 use crate::metrics::Rejection;
-use crate::protocol::frames::{ClientFrame, Member, PositionWire, PublicationWire, ServerFrame};
+use crate::protocol::frames::ServerFrame;
 use crate::protocol::{CloseCode, Codec, DecodeError, ErrorCode};
 use crate::topic::Topic;
 
-/// How long a closing connection keeps reading for the peer's close frame.
-const LINGER: Duration = Duration::from_secs(5);
+mod commands;
+mod handshake;
+
+use handshake::{Refusal, Refused, linger, next_frame, refuse_and_linger, verify_connect};
 
 /// An error reading from the socket.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -85,136 +87,6 @@ pub async fn run_connection<S, R>(
             ))
             .await;
         }
-    }
-}
-
-/// A connection refused before it had a session, with what is needed to
-/// tell the client why.
-struct Refused<S> {
-    hub: Arc<Hub>,
-    sink: S,
-    error: Option<(u32, HubError)>,
-    code: CloseCode,
-}
-
-/// Why a connection is refused before it has a session: an optional error
-/// reply (with the command id) and the close code.
-type Refusal = (Option<(u32, HubError)>, CloseCode);
-
-/// Decides on the first frame: the `connect` command's id and identity, or a refusal.
-fn verify_connect(
-    hub: &Hub,
-    connect: Result<Result<ClientFrame, CloseCode>, tokio::time::error::Elapsed>,
-) -> Result<(u32, Identity), Refusal> {
-    match connect {
-        Err(_) => Err((None, CloseCode::ConnectTimeout)),
-        Ok(Err(code)) => Err((None, code)),
-        Ok(Ok(ClientFrame::Connect { .. })) if hub.is_draining() => {
-            Err((None, CloseCode::Shutdown))
-        }
-        Ok(Ok(ClientFrame::Connect { id, token, .. })) => match hub.verifier.verify(&token) {
-            Ok(identity) => Ok((id, identity)),
-            Err(e) => {
-                let code = if e.is_expired() {
-                    CloseCode::TokenExpired
-                } else {
-                    CloseCode::Unauthorized
-                };
-                Err((Some((id, HubError::Auth(e))), code))
-            }
-        },
-        Ok(Ok(_)) => Err((None, CloseCode::ProtocolError)),
-    }
-}
-
-/// Closes a connection that never got a writer task: an optional `error`
-/// reply, then `disconnect` and the close frame; then lingers for the peer's close.
-async fn refuse_and_linger<S, R>(
-    hub: &Hub,
-    sink: &mut S,
-    stream: &mut R,
-    codec: Codec,
-    error: Option<(u32, HubError)>,
-    code: CloseCode,
-) where
-    S: Sink<Message> + Unpin,
-    R: Stream<Item = Result<Message, ReadError>> + Unpin,
-{
-    hub.metrics.disconnect(code);
-    let _ = tokio::time::timeout(Duration::from_secs(1), async {
-        if let Some((id, err)) = error {
-            hub.metrics.error(err.code());
-            let msg = err.to_string();
-            let frame = ServerFrame::Error {
-                id: Some(id),
-                code: err.code(),
-                message: &msg,
-            };
-            if sink.send(codec.encode(&frame)).await.is_err() {
-                return;
-            }
-        }
-        refuse(sink, codec, code).await;
-    })
-    .await;
-    linger(stream).await;
-}
-
-/// After the hub closed: keep reading (and discarding) until the peer's close
-/// frame or end of stream, for at most [`LINGER`]. Dropping a socket with
-/// unread input makes the kernel send a reset, which can destroy our own
-/// `disconnect` and close frames before the client reads them.
-async fn linger<R>(stream: &mut R)
-where
-    R: Stream<Item = Result<Message, ReadError>> + Unpin,
-{
-    let _ = tokio::time::timeout(LINGER, async {
-        while let Some(Ok(msg)) = stream.next().await {
-            if matches!(msg, Message::Close(_)) {
-                break;
-            }
-        }
-    })
-    .await;
-}
-
-/// Sends `disconnect` and the close frame on a socket that has no writer task.
-async fn refuse<S: Sink<Message> + Unpin>(sink: &mut S, codec: Codec, code: CloseCode) {
-    let frame = ServerFrame::Disconnect {
-        code: code.code(),
-        reason: code.reason(),
-        reconnect: code.reconnect(),
-    };
-    if sink.send(codec.encode(&frame)).await.is_ok() {
-        let close = CloseFrame {
-            code: code.code(),
-            reason: Utf8Bytes::from_static(code.reason()),
-        };
-        let _ = sink.send(Message::Close(Some(close))).await;
-    }
-}
-
-/// Reads until a data frame, decoding it; a close code when the handshake cannot go on.
-async fn next_frame<R>(stream: &mut R, codec: Codec, max: usize) -> Result<ClientFrame, CloseCode>
-where
-    R: Stream<Item = Result<Message, ReadError>> + Unpin,
-{
-    loop {
-        let (payload, binary) = match stream.next().await {
-            Some(Ok(Message::Text(t))) => (t.as_bytes().to_vec(), false),
-            Some(Ok(Message::Binary(b))) => (b.to_vec(), true),
-            Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
-            Some(Err(ReadError::TooBig)) => return Err(CloseCode::MessageTooBig),
-            Some(Ok(Message::Close(_)) | Err(ReadError::Transport)) | None => {
-                return Err(CloseCode::ProtocolError);
-            }
-        };
-        if payload.len() > max {
-            return Err(CloseCode::MessageTooBig);
-        }
-        return codec
-            .decode(&payload, binary)
-            .map_err(|_| CloseCode::ProtocolError);
     }
 }
 
@@ -449,196 +321,6 @@ impl Session {
     async fn error(&self, id: Option<u32>, code: ErrorCode, message: &str) {
         self.hub.metrics.error(code);
         self.reply(&ServerFrame::Error { id, code, message }).await;
-    }
-
-    fn can_subscribe(&self, topic: &Topic, ns: &NamespaceConfig) -> Result<(), HubError> {
-        if ns.public || self.identity.permissions.can_subscribe(topic) {
-            Ok(())
-        } else {
-            Err(HubError::NotPermitted {
-                action: "subscribe",
-                topic: topic.clone(),
-            })
-        }
-    }
-
-    async fn command(&mut self, frame: ClientFrame) -> Result<(), HubError> {
-        match frame {
-            ClientFrame::Connect { .. } => Err(HubError::AlreadyConnected),
-            ClientFrame::Ping { id } => {
-                self.reply(&ServerFrame::Pong { id }).await;
-                Ok(())
-            }
-            ClientFrame::Subscribe { id, topic, since } => {
-                self.subscribe(id, &topic, since.as_ref()).await
-            }
-            ClientFrame::Unsubscribe { id, topic } => {
-                let (topic, _) = self.hub.resolve(&topic)?;
-                if !self.subs.remove(&topic) {
-                    return Err(HubError::NotSubscribed(topic));
-                }
-                self.leave_topic(&topic).await;
-                let frame = self.codec.encode(&ServerFrame::Unsubscribed {
-                    id,
-                    topic: topic.as_str(),
-                });
-                self.conn
-                    .send(Outgoing::End {
-                        topic,
-                        frame: Box::new(frame),
-                    })
-                    .await;
-                Ok(())
-            }
-            ClientFrame::Publish {
-                id,
-                topic,
-                event,
-                data,
-                idempotency_key,
-            } => {
-                let (topic, ns) = self.hub.resolve(&topic)?;
-                if !ns.client_publish {
-                    return Err(HubError::ClientPublishDisabled(
-                        topic.namespace().to_owned(),
-                    ));
-                }
-                if !self.identity.permissions.can_publish(&topic) {
-                    return Err(HubError::NotPermitted {
-                        action: "publish",
-                        topic,
-                    });
-                }
-                let input = PublishInput {
-                    topic: topic.to_string(),
-                    event,
-                    data,
-                    idempotency_key,
-                };
-                let position = self.hub.publish(topic, ns, input).await?.to_wire();
-                self.reply(&ServerFrame::Published {
-                    id,
-                    position: &position,
-                })
-                .await;
-                Ok(())
-            }
-            ClientFrame::Refresh { id, token } => {
-                let identity = self.hub.verifier.verify(&token)?;
-                if identity.user != self.identity.user {
-                    return Err(HubError::UserMismatch);
-                }
-                let expires_in = identity.expires_at.saturating_sub(unix_now());
-                self.token_deadline = Instant::now() + Duration::from_secs(expires_in);
-                self.identity = identity;
-                self.reply(&ServerFrame::Refreshed {
-                    id,
-                    expires_in: Some(expires_in),
-                })
-                .await;
-                Ok(())
-            }
-            ClientFrame::Presence { id, topic } => {
-                let (topic, ns) = self.hub.resolve(&topic)?;
-                self.can_subscribe(&topic, ns)?;
-                let members = self.hub.presence(&topic, ns).await?;
-                self.reply(&ServerFrame::Presence {
-                    id,
-                    members: &members,
-                })
-                .await;
-                Ok(())
-            }
-            ClientFrame::History {
-                id,
-                topic,
-                since,
-                limit,
-            } => {
-                let (topic, ns) = self.hub.resolve(&topic)?;
-                self.can_subscribe(&topic, ns)?;
-                let since = since.as_ref().map(Position::from_wire);
-                let page = self
-                    .hub
-                    .history(&topic, ns, since.as_ref(), limit.map(u64::from))
-                    .await?;
-                let publications: Vec<PublicationWire> =
-                    page.publications.iter().map(|p| p.to_wire()).collect();
-                let position = page.position.to_wire();
-                self.reply(&ServerFrame::History {
-                    id,
-                    publications: &publications,
-                    position: &position,
-                })
-                .await;
-                Ok(())
-            }
-        }
-    }
-
-    async fn subscribe(
-        &mut self,
-        id: u32,
-        topic: &str,
-        since: Option<&PositionWire>,
-    ) -> Result<(), HubError> {
-        let (topic, ns) = self.hub.resolve(topic)?;
-        self.can_subscribe(&topic, ns)?;
-        if self.subs.contains(&topic) {
-            return Err(HubError::AlreadySubscribed(topic));
-        }
-        let max = self.hub.config.limits.max_subscriptions;
-        if self.subs.len() >= max {
-            return Err(HubError::SubscriptionLimit(max));
-        }
-        let since = since.map(Position::from_wire);
-        let opened = subscription::open(
-            &self.hub,
-            &self.conn,
-            &topic,
-            ns,
-            since.as_ref(),
-            self.codec,
-            id,
-        )
-        .await;
-        if opened != Opened::Subscribed {
-            return Ok(());
-        }
-        self.subs.insert(topic.clone());
-        if ns.presence
-            && let Err(e) = self
-                .hub
-                .broker
-                .join(&topic, self.member(), ns.join_leave)
-                .await
-        {
-            tracing::warn!(topic = %topic, error = %e, "presence join failed");
-        }
-        Ok(())
-    }
-
-    /// Unsubscribes from `topic`, leaving presence when its namespace has it.
-    async fn leave_topic(&self, topic: &Topic) {
-        let ns = self.hub.config.namespace(topic.namespace());
-        let member = ns.and_then(|ns| ns.presence.then_some((self.member(), ns.join_leave)));
-        let member = member.as_ref().map(|(m, announce)| (m, *announce));
-        subscription::close(&self.hub, &self.conn, topic, member).await;
-    }
-
-    /// This connection as a presence member (built when needed, not kept:
-    /// most connections never use presence).
-    fn member(&self) -> Member {
-        Member {
-            client_id: self.conn.client_id.to_string(),
-            user: self.identity.user.to_string(),
-            info: self
-                .identity
-                .info
-                .as_deref()
-                .cloned()
-                .unwrap_or(serde_json::Value::Null),
-        }
     }
 
     async fn cleanup(&mut self) {
