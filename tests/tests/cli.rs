@@ -130,3 +130,25 @@ async fn dev_mode_starts_without_configuration_and_accepts_minted_tokens() {
     let bad = hubbub(&["token", "--sub", "x", "--info", "[1]"], &[]);
     assert_eq!(bad.status.code(), Some(64));
 }
+
+/// The README's first command is `cargo run --release -p hubbub`. The package
+/// has two binaries (`hubbub`, `hubbub-api`), so without `default-run` cargo
+/// refuses to pick one and the command fails before anything starts.
+#[test]
+fn cargo_run_of_the_hub_package_picks_the_hub() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+    let readme = std::fs::read_to_string(format!("{dir}/README.md")).unwrap();
+    assert!(
+        readme.contains("cargo run --release -p hubbub "),
+        "the README's run command changed; update this test"
+    );
+    let manifest = std::fs::read_to_string(format!("{dir}/hub/Cargo.toml")).unwrap();
+    let manifest: toml::Table = manifest.parse().unwrap();
+    assert_eq!(
+        manifest["package"]
+            .get("default-run")
+            .and_then(|v| v.as_str()),
+        Some("hubbub"),
+        "hub/Cargo.toml needs default-run = \"hubbub\" for `cargo run -p hubbub`"
+    );
+}
