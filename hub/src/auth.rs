@@ -222,6 +222,14 @@ pub struct Identity {
     pub permissions: Permissions,
 }
 
+impl Identity {
+    /// Seconds until the token expires (0 once it has).
+    pub fn expires_in(&self) -> u64 {
+        self.expires_at
+            .saturating_sub(crate::broker::now_ms() / 1000)
+    }
+}
+
 /// Keys of a JWKS, each with its `kid`.
 type KeyList = Vec<(Option<String>, DecodingKey)>;
 

@@ -13,7 +13,7 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::convert::Infallible;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use axum::extract::ws::Message;
 use std::net::SocketAddr;
@@ -136,12 +136,6 @@ fn parse_query(query: &str) -> Result<Request, ApiError> {
     Ok(req)
 }
 
-fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
-
 /// The `GET /sse` handler.
 pub async fn handler(
     State(hub): State<Arc<Hub>>,
@@ -249,7 +243,7 @@ async fn open(hub: Arc<Hub>, query: &str, headers: &HeaderMap) -> Result<Respons
             Opened::Closing => break,
         }
     }
-    let expires_in = identity.expires_at.saturating_sub(unix_now());
+    let expires_in = identity.expires_in();
     let state = StreamState {
         rx,
         tracker: Tracker::new(limits.outbox_size),

@@ -8,7 +8,7 @@
 
 use std::collections::HashSet;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use axum::extract::ws::{Message, Utf8Bytes};
 use futures_util::{Sink, Stream, StreamExt};
@@ -69,7 +69,7 @@ pub async fn run_connection<S, R>(
     // frame (the token above all) nor the setup's locals are kept in this
     // future for the connection's life.
     match Session::open(hub, sink, codec, verified) {
-        Ok((session, id)) => session.serve(id, stream).await,
+        Ok((session, id, expires_in)) => session.serve(id, expires_in, stream).await,
         Err(refused) => {
             let Refused {
                 hub,
@@ -88,12 +88,6 @@ pub async fn run_connection<S, R>(
             .await;
         }
     }
-}
-
-fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
 }
 
 struct Session {
@@ -119,7 +113,7 @@ impl Session {
         sink: S,
         codec: Codec,
         verified: Result<(u32, Identity), Refusal>,
-    ) -> Result<(Box<Session>, u32), Box<Refused<S>>>
+    ) -> Result<(Box<Session>, u32, u64), Box<Refused<S>>>
     where
         S: Sink<Message> + Unpin + Send + 'static,
     {
@@ -174,7 +168,7 @@ impl Session {
         if hub.is_draining() {
             conn.close(CloseCode::Shutdown);
         }
-        let expires_in = identity.expires_at.saturating_sub(unix_now());
+        let expires_in = identity.expires_in();
         let commands = (limits.command_rate > 0).then(|| {
             TokenBucket::new(
                 limits.command_rate,
@@ -192,16 +186,15 @@ impl Session {
             commands,
             refused_in_a_row: 0,
         });
-        Ok((session, id))
+        Ok((session, id, expires_in))
     }
 
-    /// Answers `connect` (command `id`), serves commands until the
-    /// connection closes, then cleans up.
-    async fn serve<R>(mut self: Box<Self>, id: u32, mut stream: R)
+    /// Answers `connect` (command `id`, token valid for `expires_in` s),
+    /// serves commands until the connection closes, then cleans up.
+    async fn serve<R>(mut self: Box<Self>, id: u32, expires_in: u64, mut stream: R)
     where
         R: Stream<Item = Result<Message, ReadError>> + Unpin + Send,
     {
-        let expires_in = self.identity.expires_at.saturating_sub(unix_now());
         let ping_interval = self.hub.config.limits.ping_interval.as_secs().max(1);
         // Boxed here and below: one-off awaits would otherwise size this
         // future, which lives as long as the connection, for their state.

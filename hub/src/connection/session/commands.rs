@@ -13,7 +13,7 @@ use crate::hub::{HubError, PublishInput};
 use crate::protocol::frames::{ClientFrame, Member, PositionWire, PublicationWire, ServerFrame};
 use crate::topic::Topic;
 
-use super::{Session, unix_now};
+use super::Session;
 
 impl Session {
     fn can_subscribe(&self, topic: &Topic, ns: &NamespaceConfig) -> Result<(), HubError> {
@@ -94,7 +94,7 @@ impl Session {
                 if identity.user != self.identity.user {
                     return Err(HubError::UserMismatch);
                 }
-                let expires_in = identity.expires_at.saturating_sub(unix_now());
+                let expires_in = identity.expires_in();
                 self.token_deadline = Instant::now() + Duration::from_secs(expires_in);
                 self.identity = identity;
                 self.reply(&ServerFrame::Refreshed {
