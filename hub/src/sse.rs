@@ -29,7 +29,7 @@ use tokio::time::Instant;
 use crate::broker::{Epoch, Position};
 use crate::connection::handle::CloseReason;
 use crate::connection::outbox;
-use crate::connection::subscription::{self, Opened};
+use crate::connection::subscription::{self, Opened, Start};
 use crate::connection::tracker::{Emit, Tracker};
 use crate::connection::{ConnHandle, ConnId};
 use crate::fanout::{BroadcastKind, Outgoing};
@@ -232,7 +232,17 @@ async fn open(hub: Arc<Hub>, query: &str, headers: &HeaderMap) -> Result<Respons
         topics: Vec::new(),
     };
     for (topic, ns) in &topics {
-        match subscription::open(&hub, &conn, topic, ns, since.get(topic), Codec::Json, 0).await {
+        match subscription::open(
+            &hub,
+            &conn,
+            topic,
+            ns,
+            Start::new(since.get(topic), false),
+            Codec::Json,
+            0,
+        )
+        .await
+        {
             Opened::Subscribed => guard.topics.push(topic.clone()),
             Opened::Failed => {
                 return Err(ApiError::new(

@@ -312,3 +312,92 @@ async fn refresh_extends_and_checks_the_user() {
         "pong"
     );
 }
+
+/// `subscribe` with `latest: true` replies with the topic's newest publication
+/// (then live ones, no duplicate); `since` wins over `latest`; a topic without
+/// history or publications replies `[]`. `history` with `limit: 0` answers the
+/// position only. On both sub-protocols and both engines.
+async fn latest_and_position_only(node: &hubbub_tests::Node, proto: Proto, run: &str) {
+    let topic = format!("bookings:latest-{run}");
+    let tok = token("l", &["bookings:*", "nohist:*"], &[], 600);
+    let (mut c, _) = Client::connect(&node.ws_url(), proto, &tok).await.unwrap();
+    let empty = c
+        .request(json!({"type": "subscribe", "topic": format!("{topic}-empty"), "latest": true}))
+        .await
+        .unwrap();
+    assert_eq!(empty["type"], "subscribed", "{empty}");
+    assert_eq!(empty["publications"], json!([]));
+    assert!(empty.get("recovered").is_none(), "{empty}");
+
+    for n in 1..=3 {
+        node.publish(&topic, "booking.updated", json!({"n": n}))
+            .await
+            .unwrap();
+    }
+    let h = c
+        .request(json!({"type": "history", "topic": topic, "limit": 0}))
+        .await
+        .unwrap();
+    assert_eq!(h["type"], "history", "{h}");
+    assert_eq!(h["publications"], json!([]), "limit 0: the position only");
+    assert_eq!(h["position"]["offset"], 3);
+    let epoch = h["position"]["epoch"].clone();
+
+    let r = c
+        .request(json!({"type": "subscribe", "topic": topic, "latest": true}))
+        .await
+        .unwrap();
+    assert_eq!(r["type"], "subscribed", "{r}");
+    assert_eq!(r["position"]["offset"], 3);
+    let pubs = r["publications"].as_array().unwrap();
+    assert_eq!(pubs.len(), 1, "{r}");
+    assert_eq!(pubs[0]["offset"], 3);
+    assert_eq!(pubs[0]["data"], json!({"n": 3}));
+    assert!(r.get("recovered").is_none(), "{r}");
+    node.publish(&topic, "booking.updated", json!({"n": 4}))
+        .await
+        .unwrap();
+    let live = c.next_of("pub").await.unwrap();
+    assert_eq!(live["offset"], 4, "the next live one, nothing repeated");
+
+    let (mut d, _) = Client::connect(&node.ws_url(), proto, &tok).await.unwrap();
+    let r = d
+        .request(json!({"type": "subscribe", "topic": topic, "latest": true,
+                        "since": {"epoch": epoch, "offset": 1}}))
+        .await
+        .unwrap();
+    assert_eq!(r["recovered"], true, "since wins over latest: {r}");
+    let offsets: Vec<u64> = r["publications"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["offset"].as_u64().unwrap())
+        .collect();
+    assert_eq!(offsets, vec![2, 3, 4]);
+
+    let nohist = format!("nohist:latest-{run}");
+    node.publish(&nohist, "e", json!({})).await.unwrap();
+    let r = d
+        .request(json!({"type": "subscribe", "topic": nohist, "latest": true}))
+        .await
+        .unwrap();
+    assert_eq!(r["publications"], json!([]), "nothing kept: {r}");
+    assert_eq!(r["position"]["offset"], 1);
+}
+
+#[tokio::test]
+async fn subscribe_latest_and_history_limit_zero_on_memory() {
+    let node = start_node!().await.unwrap();
+    latest_and_position_only(&node, Proto::Json, "json").await;
+    latest_and_position_only(&node, Proto::MsgPack, "msgpack").await;
+}
+
+#[tokio::test]
+async fn subscribe_latest_and_history_limit_zero_on_redis() {
+    use hubbub_tests::redis::{shared_url, unique_prefix};
+    let node = hubbub_tests::start_redis_node!(&shared_url(), &unique_prefix("latest"), "latest")
+        .await
+        .unwrap();
+    latest_and_position_only(&node, Proto::Json, "json").await;
+    latest_and_position_only(&node, Proto::MsgPack, "msgpack").await;
+}

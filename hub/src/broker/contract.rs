@@ -106,6 +106,7 @@ pub(crate) async fn run_all(s: &Subject, prefix: &str) {
     trimmed_or_absent_history_is_not_recovered(s, prefix).await;
     idempotency_within_the_window(s, prefix).await;
     history_pages(s, prefix).await;
+    history_limit_zero_and_newest(s, prefix).await;
     presence_with_join_and_leave(s, prefix).await;
     disconnect_reaches_the_user(s, prefix).await;
     expired_history_is_not_recovered(s, prefix).await;
@@ -324,6 +325,48 @@ async fn history_pages(s: &Subject, prefix: &str) {
         .unwrap();
     assert!(empty.publications.is_empty());
     assert_eq!(empty.position.offset, 0);
+}
+
+/// `history` with limit 0 answers only the position (what a load-then-stream
+/// handoff reads first); limit 1 without `since` is the newest publication
+/// still in history (what `subscribe` with `latest` replies with).
+async fn history_limit_zero_and_newest(s: &Subject, prefix: &str) {
+    let t = topic(prefix, "limit-zero");
+    let fresh = s.broker.history(&t, None, 0, &OPTIONS).await.unwrap();
+    assert!(fresh.publications.is_empty());
+    assert_eq!(fresh.position.offset, 0);
+    let first = publish(s, &t, 1, None, OPTIONS).await;
+    publish(s, &t, 2, None, OPTIONS).await;
+    publish(s, &t, 3, None, OPTIONS).await;
+    for since in [None, Some(&first)] {
+        let page = s.broker.history(&t, since, 0, &OPTIONS).await.unwrap();
+        assert!(page.publications.is_empty(), "limit 0 with since {since:?}");
+        assert_eq!(page.position.offset, 3);
+        assert_eq!(page.position.epoch, first.epoch);
+    }
+    let newest = s.broker.history(&t, None, 1, &OPTIONS).await.unwrap();
+    assert_eq!(
+        newest
+            .publications
+            .iter()
+            .map(|p| p.offset)
+            .collect::<Vec<_>>(),
+        vec![3]
+    );
+    assert_eq!(newest.position.offset, 3);
+
+    let none = TopicOptions {
+        history_size: 0,
+        ..OPTIONS
+    };
+    let t = topic(prefix, "limit-zero-nohist");
+    publish(s, &t, 1, None, none).await;
+    let newest = s.broker.history(&t, None, 1, &none).await.unwrap();
+    assert!(
+        newest.publications.is_empty(),
+        "nothing kept, nothing newest"
+    );
+    assert_eq!(newest.position.offset, 1);
 }
 
 async fn presence_with_join_and_leave(s: &Subject, prefix: &str) {

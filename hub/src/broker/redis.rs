@@ -259,6 +259,14 @@ impl Broker for RedisBroker {
         limit: usize,
         options: &TopicOptions,
     ) -> Result<HistoryPage, BrokerError> {
+        if limit == 0 {
+            // The read script returns at least one entry; 0 asks for the position only.
+            let snap = self.store.read(topic, ReadMode::Position, options).await?;
+            return Ok(HistoryPage {
+                position: snap.position,
+                publications: Vec::new(),
+            });
+        }
         if let Some(s) = since {
             let after = ReadMode::After {
                 offset: s.offset,

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use super::handle::ConnHandle;
-use crate::broker::Position;
+use crate::broker::{Position, Recovery};
 use crate::config::NamespaceConfig;
 use crate::fanout::{Outgoing, SubscribedReply};
 use crate::hub::{Hub, HubError};
@@ -23,18 +23,42 @@ pub enum Opened {
     Closing,
 }
 
+/// Where a new subscription starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Start<'a> {
+    /// Live publications only.
+    Now,
+    /// Every publication after this position first (or `recovered: false`).
+    Since(&'a Position),
+    /// The topic's newest publication still in history first (or none),
+    /// read in one snapshot with the reply's position.
+    Latest,
+}
+
+impl<'a> Start<'a> {
+    /// From a `subscribe` command's fields: `latest` is ignored when `since` is sent.
+    pub fn new(since: Option<&'a Position>, latest: bool) -> Start<'a> {
+        match (since, latest) {
+            (Some(p), _) => Start::Since(p),
+            (None, true) => Start::Latest,
+            (None, false) => Start::Now,
+        }
+    }
+}
+
 /// Subscribes `conn` to `topic` (the caller checked permissions and limits).
 ///
 /// Order matters: hold the topic's broadcasts in the writer, register as a
 /// local subscriber, route the topic to this node, and only then read
 /// history; the writer releases the held broadcasts after the reply,
 /// dropping those at or below the reply's position.
+///
 pub async fn open(
     hub: &Hub,
     conn: &Arc<ConnHandle>,
     topic: &Topic,
     ns: &NamespaceConfig,
-    since: Option<&Position>,
+    start: Start<'_>,
     codec: Codec,
     id: u32,
 ) -> Opened {
@@ -45,7 +69,19 @@ pub async fn open(
         if hub.registry.subscribe(topic, conn.clone()) {
             hub.broker.watch(topic).await?;
         }
-        hub.broker.recover(topic, since, &hub.options(ns)).await
+        let options = hub.options(ns);
+        let since = match start {
+            Start::Since(p) => Some(p),
+            Start::Now | Start::Latest => None,
+        };
+        let recovery = hub.broker.recover(topic, since, &options).await?;
+        if start != Start::Latest {
+            return Ok(recovery);
+        }
+        // A second read: the position above anchors the engine's delivery
+        // state; this one is the snapshot the reply describes.
+        let page = hub.broker.history(topic, None, 1, &options).await?;
+        Ok(Recovery::new(page.position, Some(page.publications)))
     };
     let recovery = match catch_up.await {
         Ok(r) => r,
@@ -73,7 +109,7 @@ pub async fn open(
         id,
         topic: topic.as_str(),
         position: &recovery.position.to_wire(),
-        recovered: since.map(|_| recovery.recovered),
+        recovered: matches!(start, Start::Since(_)).then_some(recovery.recovered),
         publications: &publications,
     });
     let queued = conn

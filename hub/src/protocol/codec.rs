@@ -225,6 +225,7 @@ mod tests {
                     epoch: "e".into(),
                     offset: 3
                 }),
+                latest: false,
             }
         );
         assert_eq!(f.id(), 7);

@@ -34,6 +34,10 @@ pub enum ClientFrame {
         /// Recover every publication after this position.
         #[serde(default)]
         since: Option<PositionWire>,
+        /// Reply with the topic's newest publication still in history
+        /// (ignored when `since` is sent).
+        #[serde(default)]
+        latest: bool,
     },
     /// Stop receiving a topic.
     Unsubscribe {
@@ -80,7 +84,7 @@ pub enum ClientFrame {
         /// Only publications after this position.
         #[serde(default)]
         since: Option<PositionWire>,
-        /// At most this many (max 1000).
+        /// At most this many (max 1000; 0 answers just the position).
         #[serde(default)]
         limit: Option<u32>,
     },
@@ -152,7 +156,7 @@ pub enum ServerFrame<'a> {
         /// Present only when `since` was sent: whether every missed publication is included.
         #[serde(skip_serializing_if = "Option::is_none")]
         recovered: Option<bool>,
-        /// The missed publications, oldest first.
+        /// The missed publications, oldest first; with `latest`, the newest one.
         publications: &'a [PublicationWire],
     },
     /// Reply to `unsubscribe`.

@@ -7,7 +7,7 @@ use tokio::time::Instant;
 
 use crate::broker::Position;
 use crate::config::NamespaceConfig;
-use crate::connection::subscription::{self, Opened};
+use crate::connection::subscription::{self, Opened, Start};
 use crate::fanout::Outgoing;
 use crate::hub::{HubError, PublishInput};
 use crate::protocol::frames::{ClientFrame, Member, PositionWire, PublicationWire, ServerFrame};
@@ -35,9 +35,12 @@ impl Session {
                 self.reply(&ServerFrame::Pong { id }).await;
                 Ok(())
             }
-            ClientFrame::Subscribe { id, topic, since } => {
-                self.subscribe(id, &topic, since.as_ref()).await
-            }
+            ClientFrame::Subscribe {
+                id,
+                topic,
+                since,
+                latest,
+            } => self.subscribe(id, &topic, since.as_ref(), latest).await,
             ClientFrame::Unsubscribe { id, topic } => {
                 let (topic, _) = self.hub.resolve(&topic)?;
                 if !self.subs.remove(&topic) {
@@ -147,6 +150,7 @@ impl Session {
         id: u32,
         topic: &str,
         since: Option<&PositionWire>,
+        latest: bool,
     ) -> Result<(), HubError> {
         let (topic, ns) = self.hub.resolve(topic)?;
         self.can_subscribe(&topic, ns)?;
@@ -163,7 +167,7 @@ impl Session {
             &self.conn,
             &topic,
             ns,
-            since.as_ref(),
+            Start::new(since.as_ref(), latest),
             self.codec,
             id,
         )
