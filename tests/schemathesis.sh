@@ -41,6 +41,7 @@ jwt_secret = "schemathesis-secret-0123456789abcdef"
 name = "schemathesis"
 key_sha256 = "$sha"
 publish = ["*"]
+operator = true
 TOML
 
 HUBBUB_LOG=${HUBBUB_LOG:-warn} "$HUB_BIN" --config "$work/hub.toml" > "$work/stdout" 2> "$work/stderr" &

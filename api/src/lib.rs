@@ -17,4 +17,4 @@ pub mod routes;
 pub mod types;
 
 pub use error::{ApiError, ErrorCode};
-pub use routes::{Backend, router};
+pub use routes::{Backend, Caller, Operator, router};

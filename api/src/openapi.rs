@@ -49,6 +49,13 @@ fn topic_param() -> Value {
     })
 }
 
+/// The description of every operator endpoint (PROTOCOL v1.1 "Operator keys").
+pub const OPERATOR_ONLY: &str = "Only an API key configured with `operator = true` may call this; \
+any other caller (a publish-scoped key, a user token) gets 403 `forbidden`.";
+
+/// The 403 description of every operator endpoint.
+pub const OPERATOR_403: &str = "The caller is not an operator key";
+
 fn responses(ok_schema: &str, extra: &[(&str, &str)]) -> Value {
     let mut r = json!({
         "200": ok(ok_schema),
@@ -217,13 +224,15 @@ pub fn document() -> Value {
                 "responses": responses("Presence", &[("404", "Unknown namespace")])
             }},
             "/api/v1/disconnect": {"post": {
-                "operationId": "disconnect", "summary": "Close every connection of a user on every node (API keys only)",
+                "operationId": "disconnect", "summary": "Close every connection of a user on every node (operator keys only)",
+                "description": OPERATOR_ONLY,
                 "requestBody": body("DisconnectRequest"),
-                "responses": responses("Disconnected", &[])
+                "responses": responses("Disconnected", &[("403", OPERATOR_403)])
             }},
             "/api/v1/info": {"get": {
-                "operationId": "info", "summary": "Live nodes with their connection and subscription counts (API keys only)",
-                "responses": responses("Info", &[])
+                "operationId": "info", "summary": "Live nodes with their connection and subscription counts (operator keys only)",
+                "description": OPERATOR_ONLY,
+                "responses": responses("Info", &[("403", OPERATOR_403)])
             }},
             "/api/openapi.json": {"get": {
                 "operationId": "openapi", "summary": "This document", "security": [],

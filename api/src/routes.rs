@@ -35,6 +35,11 @@ pub trait Backend: Send + Sync + 'static {
     /// Authenticates `Authorization: Bearer <bearer>`.
     fn authenticate(&self, bearer: &str) -> Result<Self::Principal, ApiError>;
 
+    /// Whether `who` may call the operator endpoints (`disconnect`, `info`,
+    /// webhooks, topic listings): `Ok` for an operator, otherwise the error
+    /// to answer (403 `forbidden`). Used by the [`Operator`] extractor.
+    fn require_operator(&self, who: &Self::Principal) -> Result<(), ApiError>;
+
     /// Publishes one publication.
     async fn publish(
         &self,
@@ -78,8 +83,28 @@ pub trait Backend: Send + Sync + 'static {
     async fn info(&self, who: &Self::Principal) -> Result<Info, ApiError>;
 }
 
-/// The authenticated caller.
-struct Caller<B: Backend>(B::Principal);
+/// The authenticated caller (any valid bearer): an extractor for handlers
+/// whose state is `Arc<B>`; a missing or bad bearer is answered 401.
+pub struct Caller<B: Backend>(pub B::Principal);
+
+/// An authenticated caller that is an operator (PROTOCOL v1.1 "Operator
+/// keys": an API key with `operator = true`). Any other caller is answered
+/// 403 `forbidden` by [`Backend::require_operator`]; a missing or bad bearer
+/// 401. Put it on every operator endpoint instead of [`Caller`].
+pub struct Operator<B: Backend>(pub B::Principal);
+
+impl<B: Backend> FromRequestParts<Arc<B>> for Operator<B> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        backend: &Arc<B>,
+    ) -> Result<Self, Self::Rejection> {
+        let Caller(who) = Caller::<B>::from_request_parts(parts, backend).await?;
+        backend.require_operator(&who)?;
+        Ok(Operator(who))
+    }
+}
 
 impl<B: Backend> FromRequestParts<Arc<B>> for Caller<B> {
     type Rejection = ApiError;
@@ -249,7 +274,7 @@ async fn presence<B: Backend>(
 
 async fn disconnect<B: Backend>(
     State(backend): State<Arc<B>>,
-    Caller(who): Caller<B>,
+    Operator(who): Operator<B>,
     body: Result<Json<DisconnectRequest>, JsonRejection>,
 ) -> Result<Json<Disconnected>, ApiError> {
     let Json(req) = body.map_err(json_error)?;
@@ -258,7 +283,7 @@ async fn disconnect<B: Backend>(
 
 async fn info<B: Backend>(
     State(backend): State<Arc<B>>,
-    Caller(who): Caller<B>,
+    Operator(who): Operator<B>,
 ) -> Result<Json<Info>, ApiError> {
     Ok(Json(backend.info(&who).await?))
 }

@@ -74,19 +74,6 @@ impl HubBackend {
         }
         Ok((topic, ns.clone()))
     }
-
-    fn operator(&self, who: &Principal) -> Result<(), ApiError> {
-        match who {
-            Principal::ApiKey(_) => Ok(()),
-            Principal::User(_) => {
-                self.0.metrics.error(ErrorCode::Forbidden);
-                Err(ApiError::new(
-                    ErrorCode::Forbidden,
-                    "this endpoint needs an API key, not a user token",
-                ))
-            }
-        }
-    }
 }
 
 #[async_trait]
@@ -108,6 +95,17 @@ impl Backend for HubBackend {
             .verify(bearer)
             .map(Principal::User)
             .map_err(|e| self.fail(HubError::Auth(e)))
+    }
+
+    /// Only API keys with `operator = true`; a JWT never is one.
+    fn require_operator(&self, who: &Principal) -> Result<(), ApiError> {
+        let message = match who {
+            Principal::ApiKey(k) if k.operator => return Ok(()),
+            Principal::ApiKey(_) => "this endpoint needs an operator key (`operator = true`)",
+            Principal::User(_) => "this endpoint needs an operator key, not a user token",
+        };
+        self.0.metrics.error(ErrorCode::Forbidden);
+        Err(ApiError::new(ErrorCode::Forbidden, message))
     }
 
     async fn publish(
@@ -210,7 +208,7 @@ impl Backend for HubBackend {
         who: &Principal,
         req: DisconnectRequest,
     ) -> Result<Disconnected, ApiError> {
-        self.operator(who)?;
+        self.require_operator(who)?;
         let code = if req.reconnect.unwrap_or(true) {
             CloseCode::Rebalance
         } else {
@@ -225,7 +223,7 @@ impl Backend for HubBackend {
     }
 
     async fn info(&self, who: &Principal) -> Result<Info, ApiError> {
-        self.operator(who)?;
+        self.require_operator(who)?;
         let nodes = self
             .0
             .broker

@@ -649,6 +649,8 @@ pub struct ApiKeyIdentity {
     pub name: Arc<str>,
     /// Publish rights of the key.
     pub permissions: Permissions,
+    /// Whether the key may call the operator endpoints (`operator = true`).
+    pub operator: bool,
 }
 
 /// The configured API keys, found by the SHA-256 of the bearer value.
@@ -669,6 +671,7 @@ impl ApiKeys {
                 let identity = ApiKeyIdentity {
                     name: Arc::from(key.name.as_str()),
                     permissions: Permissions::publish_only(key.publish.clone()),
+                    operator: key.operator,
                 };
                 (key.key_sha256, identity)
             })
@@ -1286,10 +1289,12 @@ mod tests {
             name: "booking-service".to_owned(),
             key_sha256: hash,
             publish: vec![TopicPattern::parse("bookings:*", None).unwrap()],
+            operator: false,
         }]);
         assert_eq!(keys.len(), 1);
         let id = keys.lookup("the-booking-service-key").unwrap();
         assert_eq!(&*id.name, "booking-service");
+        assert!(!id.operator);
         assert!(id.permissions.can_publish(&topic("bookings:1")));
         assert!(!id.permissions.can_publish(&topic("payments:1")));
         assert!(!id.permissions.can_subscribe(&topic("bookings:1")));

@@ -370,6 +370,9 @@ pub struct ApiKeyConfig {
     pub key_sha256: [u8; 32],
     /// Topics this key may publish to (`{sub}` is not allowed here).
     pub publish: Vec<TopicPattern>,
+    /// Whether the key may call the operator endpoints (`disconnect`,
+    /// `info`, webhooks, topic listings): `operator`, default `false`.
+    pub operator: bool,
 }
 
 impl fmt::Debug for ApiKeyConfig {
@@ -379,6 +382,7 @@ impl fmt::Debug for ApiKeyConfig {
             .field("name", &self.name)
             .field("key_sha256", &format_args!("{prefix}…"))
             .field("publish", &self.publish)
+            .field("operator", &self.operator)
             .finish()
     }
 }

@@ -16,7 +16,7 @@ use crate::WAIT;
 
 /// The HS256 secret every test node uses.
 pub const SECRET: &str = "test-secret-0123456789abcdef-0123456789";
-/// An API key with `publish = ["*"]`.
+/// An operator API key with `publish = ["*"]`.
 pub const API_KEY: &str = "test-api-key-all-topics";
 /// An API key that may only publish to `bookings:*`.
 pub const BOOKINGS_KEY: &str = "test-api-key-bookings";
@@ -46,6 +46,7 @@ jwt_secret = "{SECRET}"
 name = "all"
 key_sha256 = "{all}"
 publish = ["*"]
+operator = true
 
 [[api_keys]]
 name = "bookings-only"

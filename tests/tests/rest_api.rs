@@ -450,3 +450,48 @@ async fn openapi_health_readiness_and_metrics() {
         assert!(text.contains(series), "{series}");
     }
 }
+
+/// Issue 16, point 6: only an operator key (`operator = true`) may call the
+/// operator endpoints; a key scoped to `bookings:*` gets 403 `forbidden`, and
+/// its disconnect reaches nobody.
+#[tokio::test]
+async fn scoped_keys_are_not_operators() {
+    let node = start_node!().await.unwrap();
+    let (mut victim, _) = Client::connect(
+        &node.ws_url(),
+        Proto::Json,
+        &token("victim", &["bookings:*"], &[], 600),
+    )
+    .await
+    .unwrap();
+    let scoped = |req: reqwest::RequestBuilder| req.bearer_auth(BOOKINGS_KEY);
+    assert_error(
+        &call(scoped(node.http().get(node.url("/api/v1/info")))).await,
+        403,
+        "forbidden",
+    );
+    assert_error(
+        &call(
+            scoped(node.http().post(node.url("/api/v1/disconnect")))
+                .json(&json!({"user": "victim", "reconnect": false})),
+        )
+        .await,
+        403,
+        "forbidden",
+    );
+    // The victim is still connected and served.
+    assert_eq!(
+        victim.request(json!({"type": "ping"})).await.unwrap()["type"],
+        "pong"
+    );
+    // The scoped key keeps what v1 gives it.
+    let (s, _) = call(
+        scoped(node.http().post(node.url("/api/v1/publish")))
+            .json(&json!({"topic": "bookings:1", "event": "e"})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    // The operator key (the test base config's `all`) may.
+    let (s, info) = call(node.get("/api/v1/info")).await;
+    assert_eq!(s, StatusCode::OK, "{info}");
+}

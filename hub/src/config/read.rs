@@ -308,7 +308,7 @@ pub(super) fn read_api_keys(
             other => {
                 return Err(ConfigError::WrongType {
                     key: ctx.describe(&prefix),
-                    expected: "a table {name, key_sha256, publish}",
+                    expected: "a table {name, key_sha256, publish, operator}",
                     found: other.type_str(),
                 });
             }
@@ -343,6 +343,7 @@ pub(super) fn read_api_keys(
             })?;
             publish.push(parsed);
         }
+        let operator = section.boolean("operator", false)?;
         if !names.insert(name.clone()) {
             return Err(ConfigError::DuplicateApiKeyName {
                 key: section.key("name"),
@@ -359,6 +360,7 @@ pub(super) fn read_api_keys(
             name,
             key_sha256,
             publish,
+            operator,
         });
     }
     Ok(keys)

@@ -487,6 +487,28 @@ fn env_api_keys_replace_file_keys() {
     assert_eq!(c.api_keys.len(), 1);
     assert_eq!(c.api_keys[0].name, "x");
     assert_eq!(c.api_keys[0].key_sha256, [0xab; 32]);
+    assert!(!c.api_keys[0].operator, "operator defaults to false");
+    let c = load_str(
+        EXAMPLE_TOML,
+        &[(
+            "HUBBUB_API_KEYS",
+            &format!("[{{name=\"ops\", key_sha256=\"{hash}\", operator=true}}]"),
+        )],
+    )
+    .unwrap();
+    assert!(c.api_keys[0].operator, "the env form takes operator too");
+    let e = load_str(
+        EXAMPLE_TOML,
+        &[(
+            "HUBBUB_API_KEYS",
+            &format!("[{{name=\"ops\", key_sha256=\"{hash}\", operator=\"yes\"}}]"),
+        )],
+    )
+    .unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "api_keys[0].operator (from HUBBUB_API_KEYS): expected true or false, got string"
+    );
     let e = load_str(EXAMPLE_TOML, &[("HUBBUB_API_KEYS", "[{name=\"x\"}]")]).unwrap_err();
     assert_eq!(
         e.to_string(),
