@@ -1,6 +1,7 @@
 //! `GET /sse`: Server-Sent Events for clients that cannot hold a WebSocket.
 //!
-//! `?topic=A&topic=B&token=JWT` (EventSource cannot send headers). Each topic
+//! `?topic=A&topic=B&token=JWT` (EventSource cannot send headers; readers
+//! that can send `Authorization: Bearer JWT`, which wins). Each topic
 //! first gets an `event: subscribed` (position, and the missed publications
 //! when recovering), then live `event: pub` (plus `join`/`leave`), and
 //! `event: disconnect` before the hub ends the stream. Every `subscribed` and
@@ -171,9 +172,18 @@ async fn open(hub: Arc<Hub>, query: &str, headers: &HeaderMap) -> Result<Respons
         return Err(fail(&hub, HubError::Draining));
     }
     let req = parse_query(query)?;
-    let token = req
-        .token
-        .ok_or_else(|| ApiError::new(ErrorCode::Unauthorized, "missing token query parameter"))?;
+    // `Authorization: Bearer` (readers with fetch) wins over `token=` (EventSource).
+    let bearer = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::to_owned);
+    let token = bearer.or(req.token).ok_or_else(|| {
+        ApiError::new(
+            ErrorCode::Unauthorized,
+            "missing token: `Authorization: Bearer <JWT>` or the token query parameter",
+        )
+    })?;
     let identity = hub
         .verifier
         .verify(&token)
