@@ -1,17 +1,13 @@
 /**
- * The client: one connection to the hub at a time, its state machine
- * (`disconnected` → `connecting` → `connected`), reconnects by close-code
- * class, token refresh, liveness, commands with deadlines, and the
- * subscriptions it re-establishes with `since` on every new connection.
+ * The client: one connection to the hub at a time and its state machine
+ * (`disconnected` → `connecting` → `connected`): reconnects by close-code
+ * class, token refresh, liveness, commands with deadlines. Subscriptions on
+ * the wire are {@link Topics}' (topics.ts), the SSE stream's set-up is
+ * {@link SseStreams}' (sse-streams.ts), REST reads on SSE are rest.ts's, and
+ * the load-then-stream handoff is sync.ts's.
  */
 import { backoffDelay } from './backoff.js';
-import {
-  CONNECT_ERROR_CLOSE,
-  closePolicy,
-  LocalClose,
-  PERMANENT_SUBSCRIBE_ERRORS,
-  TOKEN_EXPIRED,
-} from './close-codes.js';
+import { CONNECT_ERROR_CLOSE, closePolicy, LocalClose, TOKEN_EXPIRED } from './close-codes.js';
 import { loadCodec, type Codec } from './codec.js';
 import { Emitter } from './emitter.js';
 import { HubbubError } from './errors.js';
@@ -19,22 +15,18 @@ import { Liveness } from './liveness.js';
 import { alwaysOnline, defaultNetworkMonitor, type NetworkMonitor } from './network.js';
 import { resolveOptions, type HubbubOptions, type ResolvedOptions } from './options.js';
 import { Requests } from './requests.js';
-import { Subscription, type EventMap, type HistoryOptions } from './subscription.js';
+import { RestReads } from './rest.js';
+import { SseStreams } from './sse-streams.js';
+import type { SubscriptionState } from './feed.js';
+import type { EventMap, HistoryOptions, Subscription, SubscribeOptions } from './subscription.js';
+import { Synced, type SyncOptions } from './sync.js';
+import { later } from './timers.js';
 import { TokenSource } from './token.js';
-import { openSse, type FetchLike } from './transport/sse.js';
+import { Topics } from './topics.js';
+import type { FetchLike } from './transport/sse.js';
 import type { Transport, TransportClose, TransportKind } from './transport/transport.js';
 import { openWebSocket, type WebSocketConstructor } from './transport/websocket.js';
-import type {
-  Command,
-  ConnectedReply,
-  HistoryReply,
-  Member,
-  Position,
-  Publication,
-  Replies,
-  ServerFrame,
-  SubscribedReply,
-} from './wire.js';
+import type { Command, ConnectedReply, HistoryReply, Member, Position, Replies, ServerFrame } from './wire.js';
 
 export type ConnectionState = 'disconnected' | 'connecting' | 'connected';
 
@@ -60,16 +52,24 @@ export interface ClientEvents {
 /** How long to wait for the hub's own close after it refused `connect`. */
 const CONNECT_ERROR_GRACE_MS = 1000;
 
+/** What `getSubscription()` reports about a topic's subscription. */
+export interface SubscriptionInfo {
+  topic: string;
+  state: SubscriptionState;
+  position: Position | undefined;
+}
+
 export class Hubbub extends Emitter<ClientEvents> {
   private readonly opts: ResolvedOptions;
   private readonly codec: Promise<Codec>;
   private readonly WebSocketImpl: WebSocketConstructor | undefined;
-  private readonly fetchImpl: FetchLike | undefined;
   private readonly network: NetworkMonitor;
   private readonly tokens: TokenSource;
   private readonly requests = new Requests();
   private readonly liveness: Liveness;
-  private readonly subs = new Map<string, Subscription<EventMap>>();
+  private readonly rest: RestReads;
+  private readonly topics: Topics;
+  private readonly sse: SseStreams;
 
   private current: ConnectionState = 'disconnected';
   private stopped = true;
@@ -83,13 +83,11 @@ export class Hubbub extends Emitter<ClientEvents> {
   private connectError: HubbubError | undefined;
   private reconnectTimer: ReturnType<typeof setTimeout> | undefined;
   private connectTimer: ReturnType<typeof setTimeout> | undefined;
-  private refreshTimer: ReturnType<typeof setTimeout> | undefined;
+  private cancelRefresh: (() => void) | undefined;
   private refreshFailures = 0;
   private waitingForNetwork = false;
   private unwatchNetwork: (() => void) | undefined;
   private readonly waiters = new Set<{ resolve(): void; reject(err: HubbubError): void }>();
-  /** The `since` each topic was requested with on the current SSE stream. */
-  private sseSince = new Map<string, Position | undefined>();
   private sseReopenQueued = false;
 
   constructor(options: HubbubOptions) {
@@ -99,12 +97,33 @@ export class Hubbub extends Emitter<ClientEvents> {
     this.codec.catch(() => {}); // reported when a connection needs it
     this.WebSocketImpl =
       options.WebSocket ?? (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket;
-    this.fetchImpl = options.fetch ?? (typeof fetch === 'function' ? fetch.bind(globalThis) : undefined);
+    const fetchImpl: FetchLike | undefined =
+      options.fetch ?? (typeof fetch === 'function' ? fetch.bind(globalThis) : undefined);
     this.network = options.network === false ? alwaysOnline : (options.network ?? defaultNetworkMonitor());
     this.tokens = new TokenSource(options.getToken, this.opts.refreshMarginMs, this.opts.connectTimeoutMs);
     this.liveness = new Liveness(
       () => this.ping(),
       () => this.lost(this.gen, { ...LocalClose.timeout, opened: true }),
+    );
+    this.rest = new RestReads(this.opts.apiUrl, fetchImpl, this.opts.requestTimeoutMs);
+    // eslint-disable-next-line @typescript-eslint/no-this-alias
+    const client = this;
+    this.topics = new Topics({
+      get gen() {
+        return client.gen;
+      },
+      get live() {
+        return client.current === 'connected' ? client.transportKind : undefined;
+      },
+      call: (command) => this.call(command),
+      queueSseReopen: () => this.queueSseReopen(),
+      reportError: (err) => this.emit('error', err),
+      retryDelay: (attempt) => backoffDelay(attempt, this.opts.backoff, this.opts.random),
+      history: (topic, o) => this.history(topic, o),
+      presence: (topic) => this.presence(topic),
+    });
+    this.sse = new SseStreams(this.opts.sseUrl, this.topics.feeds, this.rest, fetchImpl, (topic, err) =>
+      this.topics.fail(topic, err),
     );
   }
 
@@ -160,33 +179,38 @@ export class Hubbub extends Emitter<ClientEvents> {
   }
 
   /**
-   * Subscribes to a topic, typed by its event map. Subscribing to a topic that
-   * is already subscribed returns the same subscription (released once every
-   * caller called `unsubscribe()`).
+   * Subscribes to a topic, typed by its event map. Every call returns a handle
+   * of its own (with its own listeners); the handles of one topic share one
+   * subscription on the wire, ended once every handle called `unsubscribe()`.
+   * With `latest: true` the topic's newest publication comes first.
    */
-  subscribe<E extends EventMap = EventMap>(topic: string): Subscription<E> {
-    const existing = this.subs.get(topic);
-    if (existing) {
-      existing._retain();
-      return existing as unknown as Subscription<E>;
-    }
-    const sub = new Subscription<EventMap>(topic, {
-      resync: (s) => this.resync(s),
-      release: (s) => this.release(s),
-      history: (t, o) => this.history(t, o),
-      presence: (t) => this.presence(t),
-    });
-    this.subs.set(topic, sub);
-    if (this.current === 'connected') {
-      if (this.transport?.kind === 'sse') this.queueSseReopen();
-      else this.sendSubscribe(sub, this.gen);
-    }
-    return sub as unknown as Subscription<E>;
+  subscribe<E extends EventMap = EventMap>(topic: string, options: SubscribeOptions = {}): Subscription<E> {
+    return this.topics.subscribe<E>(topic, options);
   }
 
-  /** The subscription of a topic, if there is one. */
-  getSubscription<E extends EventMap = EventMap>(topic: string): Subscription<E> | undefined {
-    return this.subs.get(topic) as unknown as Subscription<E> | undefined;
+  /**
+   * Keeps an application state in step with a topic: reads the topic's
+   * position, calls `load()`, then applies every publication after that
+   * position in order; loads again (with backoff) when publications were lost.
+   * See {@link Synced}.
+   */
+  sync<E extends EventMap, S>(topic: string, options: SyncOptions<E, S>): Synced<E, S> {
+    return new Synced<E, S>(
+      {
+        subscribe: (o) => this.topics.subscribe<E>(topic, o),
+        position: async () => (await this.history(topic, { limit: 0 })).position,
+        catchUp: (since, limit) => this.history(topic, { since, limit }),
+        backoff: (attempt) => backoffDelay(attempt, this.opts.backoff, this.opts.random),
+      },
+      topic,
+      options,
+    );
+  }
+
+  /** The state of a topic's subscription, if there is one. */
+  getSubscription(topic: string): SubscriptionInfo | undefined {
+    const feed = this.topics.feeds.get(topic);
+    return feed && { topic, state: feed.state, position: feed.position };
   }
 
   /** Publishes over the socket (WebSocket only; the namespace needs `client_publish`). */
@@ -209,8 +233,12 @@ export class Hubbub extends Emitter<ClientEvents> {
     return { position: reply.position };
   }
 
-  /** The publications the hub keeps for a topic (WebSocket only). */
+  /**
+   * The publications the hub keeps for a topic (`limit: 0`: just its position).
+   * Over the WebSocket, or the REST API with the same token on SSE.
+   */
   async history(topic: string, options: HistoryOptions = {}): Promise<HistoryReply> {
+    if (await this.onSse()) return this.rest.history(await this.tokens.current(), topic, options);
     const reply = await this.request({
       type: 'history',
       topic,
@@ -220,8 +248,9 @@ export class Hubbub extends Emitter<ClientEvents> {
     return { type: 'history', publications: reply.publications ?? [], position: reply.position };
   }
 
-  /** Who is subscribed to a topic now (WebSocket only). */
+  /** Who is subscribed to a topic now (over the REST API with the same token on SSE). */
   async presence(topic: string): Promise<Member[]> {
+    if (await this.onSse()) return this.rest.presence(await this.tokens.current(), topic);
     const reply = await this.request({ type: 'presence', topic });
     return reply.members ?? [];
   }
@@ -230,16 +259,22 @@ export class Hubbub extends Emitter<ClientEvents> {
    * Sends a command and resolves with its reply. Waits for a connection first;
    * `timeoutMs` (default `requestTimeoutMs`) covers the wait and the reply.
    */
-  async request<T extends Command['type']>(
-    command: Extract<Command, { type: T }>,
+  async request<K extends Command['type']>(
+    command: Extract<Command, { type: K }>,
     timeoutMs: number = this.opts.requestTimeoutMs,
-  ): Promise<Replies[T]> {
+  ): Promise<Replies[K]> {
     const deadline = Date.now() + timeoutMs;
     if (this.current !== 'connected') await this.ready(timeoutMs);
     if (this.transport?.kind !== 'websocket') {
       throw new HubbubError('unsupported', `\`${command.type}\` needs the WebSocket transport; SSE is receive-only`);
     }
-    return (await this.call(command, Math.max(1, deadline - Date.now()))) as unknown as Replies[T];
+    return this.call(command, Math.max(1, deadline - Date.now()));
+  }
+
+  /** Whether the connection (once there is one) is an SSE stream. */
+  private async onSse(): Promise<boolean> {
+    if (this.current !== 'connected') await this.ready();
+    return this.transportKind === 'sse';
   }
 
   // ---- connection lifecycle ---------------------------------------------------
@@ -261,10 +296,7 @@ export class Hubbub extends Emitter<ClientEvents> {
       async (token) => {
         const codec = kind === 'websocket' ? await this.codec : undefined;
         if (gen !== this.gen) return;
-        this.connectTimer = setTimeout(
-          () => this.lost(gen, { ...LocalClose.timeout, opened: this.opened }),
-          this.opts.connectTimeoutMs,
-        );
+        this.armConnectTimer(gen, false);
         if (codec) this.openWebSocket(gen, token, codec);
         else this.openSseStream(gen, token);
       },
@@ -281,6 +313,14 @@ export class Hubbub extends Emitter<ClientEvents> {
     });
   }
 
+  private armConnectTimer(gen: number, opened: boolean): void {
+    this.clearConnectTimer();
+    this.connectTimer = setTimeout(
+      () => this.lost(gen, { ...LocalClose.timeout, opened: opened || this.opened }),
+      this.opts.connectTimeoutMs,
+    );
+  }
+
   private openWebSocket(gen: number, token: string, codec: Codec): void {
     if (!this.WebSocketImpl) {
       this.emit('error', new HubbubError('unsupported', 'no global WebSocket: pass `WebSocket` (e.g. the `ws` package)'));
@@ -292,7 +332,7 @@ export class Hubbub extends Emitter<ClientEvents> {
         if (gen !== this.gen) return;
         this.opened = true;
         this.call({ type: 'connect', token }, this.opts.connectTimeoutMs).then(
-          (reply) => this.onConnected(gen, reply as unknown as ConnectedReply),
+          (reply) => this.onConnected(gen, reply),
           (err: HubbubError) => this.onConnectRefused(gen, err),
         );
       },
@@ -311,10 +351,7 @@ export class Hubbub extends Emitter<ClientEvents> {
     this.liveness.start(idleMs, this.opts.pongTimeoutMs);
     // Subscribe before announcing `connected`, so a listener that subscribes
     // more topics does not see its topic subscribed twice.
-    for (const sub of this.subs.values()) {
-      sub._connectionLost();
-      this.sendSubscribe(sub, gen);
-    }
+    this.topics.resubscribeAll(gen);
     this.markConnected({ transport: 'websocket', clientId: reply.client_id, node: reply.node });
   }
 
@@ -345,38 +382,14 @@ export class Hubbub extends Emitter<ClientEvents> {
     if (gen !== this.gen) return;
     this.liveness.touch();
     if (this.requests.settle(frame)) return;
-    switch (frame.type) {
-      case 'pub': {
-        const { topic, offset, event, data, ts, id } = frame as unknown as Publication;
-        this.subs.get(topic)?._onPub({ topic, offset, event, data, ts, id });
-        break;
-      }
-      case 'join':
-      case 'leave': {
-        const { topic, member } = frame as unknown as { topic: string; member: Member };
-        const sub = this.subs.get(topic);
-        if (frame.type === 'join') sub?._onJoin(member);
-        else sub?._onLeave(member);
-        break;
-      }
-      case 'subscribed': {
-        // SSE: the stream confirms each topic with an unsolicited `subscribed`.
-        const reply = frame as unknown as SubscribedReply;
-        this.subs.get(reply.topic)?._onSubscribed(reply, this.sseSince.get(reply.topic));
-        break;
-      }
-      case 'disconnect': {
-        const { code, reason, reconnect } = frame as unknown as { code: number; reason: string; reconnect: boolean };
-        this.lost(gen, { code, reason, opened: true }, reconnect);
-        break;
-      }
-      case 'error':
-        // An error that answers no command (SSE reports stream problems this way).
-        this.emit('error', new HubbubError(String(frame.code ?? 'internal'), String(frame.message ?? '')));
-        break;
-      default:
-        break; // frames a newer hub may send
+    if (this.topics.route(frame, (topic) => this.sse.since(topic))) return;
+    if (frame.type === 'disconnect') {
+      this.lost(gen, { code: frame.code, reason: frame.reason, opened: true }, frame.reconnect);
+    } else if (frame.type === 'error') {
+      // An error that answers no command (SSE reports stream problems this way).
+      this.emit('error', new HubbubError(frame.code || 'internal', frame.message ?? ''));
     }
+    // Anything else: frames a newer hub may send.
   }
 
   /** The transport ended (or must end): decide what comes next from the close code. */
@@ -425,11 +438,11 @@ export class Hubbub extends Emitter<ClientEvents> {
     this.transport = undefined;
     this.clearConnectTimer();
     this.clearReconnect();
-    if (this.refreshTimer !== undefined) clearTimeout(this.refreshTimer);
-    this.refreshTimer = undefined;
+    this.cancelRefresh?.();
+    this.cancelRefresh = undefined;
     this.liveness.stop();
     this.requests.rejectAll(new HubbubError('disconnected', 'the connection closed before the reply'));
-    for (const sub of this.subs.values()) sub._connectionLost();
+    this.topics.connectionLost();
   }
 
   private stop(close: { code: number; reason: string }, why: string): void {
@@ -478,12 +491,15 @@ export class Hubbub extends Emitter<ClientEvents> {
   // ---- commands on the current socket ------------------------------------------
 
   /** Sends a command on the current WebSocket without waiting for a connection. */
-  private call(command: Command, timeoutMs: number = this.opts.requestTimeoutMs): Promise<ServerFrame> {
+  private call<K extends Command['type']>(
+    command: Extract<Command, { type: K }>,
+    timeoutMs: number = this.opts.requestTimeoutMs,
+  ): Promise<Replies[K]> {
     const transport = this.transport;
     if (!transport || transport.kind !== 'websocket') {
       return Promise.reject(new HubbubError('disconnected', 'no WebSocket connection'));
     }
-    const { id, reply } = this.requests.register(command.type, timeoutMs);
+    const { id, reply } = this.requests.register<K>(command.type as K, timeoutMs);
     transport.send({ ...command, id });
     return reply;
   }
@@ -494,12 +510,15 @@ export class Hubbub extends Emitter<ClientEvents> {
     });
   }
 
+  // ---- token refresh ---------------------------------------------------------------
+
   private scheduleRefresh(gen: number): void {
-    if (this.refreshTimer !== undefined) clearTimeout(this.refreshTimer);
-    this.refreshTimer = undefined;
+    this.cancelRefresh?.();
+    this.cancelRefresh = undefined;
     const inMs = this.tokens.refreshInMs();
     if (inMs === undefined) return;
-    this.refreshTimer = setTimeout(() => void this.refresh(gen), Math.max(500, inMs));
+    // `later`, not setTimeout: a token living > 24.8 days would overflow it into a refresh loop.
+    this.cancelRefresh = later(() => void this.refresh(gen), Math.max(500, inMs));
   }
 
   private async refresh(gen: number): Promise<void> {
@@ -511,7 +530,7 @@ export class Hubbub extends Emitter<ClientEvents> {
         this.reopenSse(); // SSE has no `refresh`: reopen the stream with the new token
         return;
       }
-      const reply = (await this.call({ type: 'refresh', token })) as unknown as Replies['refresh'];
+      const reply = await this.call({ type: 'refresh', token });
       if (gen !== this.gen) return;
       this.refreshFailures = 0;
       this.tokens.setExpiresIn(reply.expires_in);
@@ -525,88 +544,22 @@ export class Hubbub extends Emitter<ClientEvents> {
       // Try again; if the token runs out first, the hub closes with 4100 and the
       // reconnect fetches a new one.
       const delay = backoffDelay(this.refreshFailures++, this.opts.backoff, this.opts.random);
-      this.refreshTimer = setTimeout(() => void this.refresh(gen), delay);
+      this.cancelRefresh = later(() => void this.refresh(gen), delay);
     }
-  }
-
-  // ---- subscriptions on the wire ---------------------------------------------
-
-  private sendSubscribe(sub: Subscription<EventMap>, gen: number): void {
-    const since = sub._since();
-    this.call({ type: 'subscribe', topic: sub.topic, ...(since ? { since } : {}) }).then(
-      (reply) => {
-        if (gen !== this.gen || this.subs.get(sub.topic) !== sub) return;
-        sub._onSubscribed(reply as unknown as SubscribedReply, since);
-      },
-      (err: HubbubError) => {
-        if (gen !== this.gen || this.subs.get(sub.topic) !== sub) return;
-        if (PERMANENT_SUBSCRIBE_ERRORS.has(err.code)) {
-          this.subs.delete(sub.topic);
-          sub._fail(err);
-        } else if (err.code === 'already_subscribed') {
-          this.resync(sub);
-        } else {
-          this.emit('error', err);
-          const delay = backoffDelay(0, this.opts.backoff, this.opts.random);
-          setTimeout(() => {
-            if (gen === this.gen && this.subs.get(sub.topic) === sub) this.sendSubscribe(sub, gen);
-          }, delay);
-        }
-      },
-    );
-  }
-
-  /** A gap (or a possible new epoch): subscribe again with `since`. */
-  private resync(sub: Subscription<EventMap>): void {
-    sub._resyncing();
-    if (this.current !== 'connected') return; // the next connection subscribes with `since` anyway
-    if (this.transport?.kind === 'sse') {
-      this.queueSseReopen();
-      return;
-    }
-    const gen = this.gen;
-    const again = (): void => {
-      if (gen === this.gen && this.subs.get(sub.topic) === sub) this.sendSubscribe(sub, gen);
-    };
-    this.call({ type: 'unsubscribe', topic: sub.topic }).then(again, again);
-  }
-
-  private release(sub: Subscription<EventMap>): void {
-    if (this.subs.get(sub.topic) !== sub) return;
-    this.subs.delete(sub.topic);
-    if (this.current !== 'connected') return;
-    if (this.transport?.kind === 'sse') this.queueSseReopen();
-    else this.call({ type: 'unsubscribe', topic: sub.topic }).catch(() => {});
   }
 
   // ---- SSE ------------------------------------------------------------------------
 
   private openSseStream(gen: number, token: string): void {
-    const topics = [...this.subs.keys()];
-    this.sseSince = new Map(topics.map((t) => [t, this.subs.get(t)?._since()]));
-    const onOpen = (): void => {
-      if (gen !== this.gen) return;
-      this.opened = true;
-      this.clearConnectTimer();
-      this.scheduleRefresh(gen);
-      this.liveness.start(this.opts.sseIdleTimeoutMs, 0);
-      if (this.current !== 'connected') this.markConnected({ transport: 'sse' });
-    };
-    if (topics.length === 0) {
-      // Nothing to receive: no stream until the first subscription.
-      this.transport = { kind: 'sse', send: () => {}, close: () => {} };
-      queueMicrotask(onOpen);
-      return;
-    }
-    const fetchImpl = this.fetchImpl;
-    if (!fetchImpl) {
-      this.lost(gen, { code: LocalClose.transport.code, reason: 'no fetch implementation', opened: false });
-      return;
-    }
-    const since = new Map<string, Position>();
-    for (const [t, p] of this.sseSince) if (p) since.set(t, p);
-    this.transport = openSse({ url: this.opts.sseUrl, token, topics, since }, fetchImpl, {
-      onOpen,
+    this.transport = this.sse.open(token, {
+      onOpen: () => {
+        if (gen !== this.gen) return;
+        this.opened = true;
+        this.clearConnectTimer();
+        this.scheduleRefresh(gen);
+        this.liveness.start(this.opts.sseIdleTimeoutMs, 0);
+        if (this.current !== 'connected') this.markConnected({ transport: 'sse' });
+      },
       onFrame: (frame) => this.onFrame(gen, frame),
       onActivity: () => this.liveness.touch(),
       onClose: (close) => this.lost(gen, close),
@@ -627,15 +580,11 @@ export class Hubbub extends Emitter<ClientEvents> {
     const gen = ++this.gen;
     this.transport?.close();
     this.transport = undefined;
-    for (const sub of this.subs.values()) sub._resyncing();
+    this.topics.resyncingAll();
     this.tokens.current().then(
       (token) => {
         if (gen !== this.gen) return;
-        this.clearConnectTimer();
-        this.connectTimer = setTimeout(
-          () => this.lost(gen, { ...LocalClose.timeout, opened: true }),
-          this.opts.connectTimeoutMs,
-        );
+        this.armConnectTimer(gen, true);
         this.openSseStream(gen, token);
       },
       (err: unknown) => {

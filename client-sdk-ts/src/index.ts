@@ -3,9 +3,13 @@
  *
  * # Layout
  * - `client.ts`: {@link Hubbub}, the connection state machine (reconnect, token
- *   refresh, liveness, commands with deadlines) and the wire side of subscriptions.
- * - `subscription.ts`: {@link Subscription}, positions, de-duplication, gap
- *   recovery and typed events.
+ *   refresh, liveness, commands with deadlines).
+ * - `topics.ts`: subscriptions on the wire (subscribe, retry, resync, release,
+ *   frame routing); `feed.ts`: one topic's stream (positions, de-duplication,
+ *   gap recovery); `subscription.ts`: {@link Subscription}, the typed handle.
+ * - `sync.ts`: {@link Synced}, the load-then-stream handoff of `Hubbub.sync()`.
+ * - `sse-streams.ts`: the SSE stream's set-up (latest, refused topics);
+ *   `rest.ts`: REST reads on SSE; `timers.ts`: timers for any delay.
  * - `transport/`: WebSocket and SSE transports and the SSE parser.
  * - `publisher.ts`: {@link HubbubPublisher}, the REST publisher for backends.
  * - `coalesce.ts`: burst coalescing for list reloads.
@@ -13,7 +17,9 @@
  * - `wire.ts`, `codec.ts`, `close-codes.ts`: the contract's frames, encodings and close codes.
  */
 export { Hubbub } from './client.js';
-export type { ClientEvents, ConnectionState, DisconnectInfo } from './client.js';
+export type { ClientEvents, ConnectionState, DisconnectInfo, SubscriptionInfo } from './client.js';
+export { Synced } from './sync.js';
+export type { SyncedPublication, SyncEvents, SyncOptions, SyncStatus } from './sync.js';
 export type { HubbubOptions } from './options.js';
 export { Subscription } from './subscription.js';
 export type {
@@ -21,6 +27,7 @@ export type {
   EventMap,
   HistoryOptions,
   ReservedEvent,
+  SubscribeOptions,
   SubscriptionEvents,
   SubscriptionState,
 } from './subscription.js';

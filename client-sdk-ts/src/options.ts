@@ -2,6 +2,7 @@
 import type { BackoffOptions } from './backoff.js';
 import type { Protocol } from './codec.js';
 import type { NetworkMonitor } from './network.js';
+import { defaultApiUrl } from './rest.js';
 import type { GetToken } from './token.js';
 import type { FetchLike } from './transport/sse.js';
 import type { TransportKind } from './transport/transport.js';
@@ -20,6 +21,8 @@ export interface HubbubOptions {
   fetch?: FetchLike;
   /** The SSE endpoint; default: `url` with http(s) and `/sse` in place of `/ws`. */
   sseUrl?: string;
+  /** The REST API base that `history()`/`presence()` use on SSE; default: `sseUrl` with `/api/v1` in place of `/sse`. */
+  apiUrl?: string;
   /** Transports to try, in order, when one cannot open. Default `['websocket', 'sse']`. */
   transports?: TransportKind[];
   /** Reconnect delays. Default `{ minMs: 500, maxMs: 20000 }`. */
@@ -43,6 +46,7 @@ export interface HubbubOptions {
 export interface ResolvedOptions {
   url: string;
   sseUrl: string;
+  apiUrl: string;
   protocol: Protocol;
   transports: TransportKind[];
   backoff: BackoffOptions;
@@ -58,9 +62,11 @@ export function resolveOptions(options: HubbubOptions): ResolvedOptions {
   const transports = options.transports ?? ['websocket', 'sse'];
   if (transports.length === 0) throw new TypeError('`transports` needs at least one transport');
   const url = absoluteWsUrl(options.url);
+  const sseUrl = options.sseUrl ? absoluteUrl(options.sseUrl).toString() : defaultSseUrl(url);
   return {
     url,
-    sseUrl: options.sseUrl ? absoluteUrl(options.sseUrl).toString() : defaultSseUrl(url),
+    sseUrl,
+    apiUrl: options.apiUrl ? absoluteUrl(options.apiUrl).toString() : defaultApiUrl(sseUrl),
     protocol: options.protocol ?? 'json',
     transports,
     backoff: options.backoff ?? {},

@@ -1,9 +1,10 @@
 /** Commands in flight: an `id` each, a deadline each, settled by the reply with that `id`. */
 import { HubbubError } from './errors.js';
-import type { ServerFrame } from './wire.js';
+import { isReplyTo, type Command, type Replies, type ServerFrame } from './wire.js';
 
 interface Pending {
-  resolve(frame: ServerFrame): void;
+  /** Settles with the frame that carries this command's id. */
+  settle(frame: ServerFrame): void;
   reject(err: HubbubError): void;
   timer: ReturnType<typeof setTimeout>;
 }
@@ -14,15 +15,26 @@ export class Requests {
   private nextId = 1;
   private readonly pending = new Map<number, Pending>();
 
-  /** Registers a command; the promise settles with its reply, an `error` reply, or a timeout. */
-  register(type: string, timeoutMs: number): { id: number; reply: Promise<ServerFrame> } {
+  /**
+   * Registers a command; the promise settles with its reply, an `error` reply,
+   * a timeout, or a `bad_reply` error when the hub answered with another type.
+   */
+  register<K extends Command['type']>(type: K, timeoutMs: number): { id: number; reply: Promise<Replies[K]> } {
     const id = this.allocate();
-    const reply = new Promise<ServerFrame>((resolve, reject) => {
+    const reply = new Promise<Replies[K]>((resolve, reject) => {
       const timer = setTimeout(() => {
         this.pending.delete(id);
         reject(new HubbubError('timeout', `no reply to \`${type}\` within ${timeoutMs} ms`));
       }, timeoutMs);
-      this.pending.set(id, { resolve, reject, timer });
+      this.pending.set(id, {
+        settle: (frame) => {
+          if (frame.type === 'error') reject(new HubbubError(frame.code || 'internal', frame.message ?? ''));
+          else if (isReplyTo(type, frame)) resolve(frame);
+          else reject(new HubbubError('internal', `\`${type}\` was answered with \`${frame.type}\``));
+        },
+        reject,
+        timer,
+      });
     });
     return { id, reply };
   }
@@ -30,16 +42,12 @@ export class Requests {
   /** Settles the command a reply answers; false when the frame answers nothing pending. */
   settle(frame: ServerFrame): boolean {
     // A `pub` carries a publication id, not a command id.
-    if (frame.type === 'pub' || typeof frame.id !== 'number') return false;
+    if (frame.type === 'pub' || !('id' in frame) || typeof frame.id !== 'number') return false;
     const pending = this.pending.get(frame.id);
     if (!pending) return false;
     this.pending.delete(frame.id);
     clearTimeout(pending.timer);
-    if (frame.type === 'error') {
-      pending.reject(new HubbubError(String(frame.code ?? 'internal'), String(frame.message ?? '')));
-    } else {
-      pending.resolve(frame);
-    }
+    pending.settle(frame);
     return true;
   }
 

@@ -19,6 +19,12 @@ export interface Publication<D = unknown> {
   ts: number;
   /** The publication id. */
   id: string;
+  /**
+   * Set by the SDK (never on the wire) on the publication a `latest: true`
+   * subscription delivers first: the topic's newest when it subscribed, which
+   * may be older than this connection.
+   */
+  latest?: true;
 }
 
 /** A presence member: one connection of one user. */
@@ -31,7 +37,7 @@ export interface Member {
 /** Client → hub commands (without `id`, which the client adds). */
 export type Command =
   | { type: 'connect'; token: string; client?: string }
-  | { type: 'subscribe'; topic: string; since?: Position }
+  | { type: 'subscribe'; topic: string; since?: Position; latest?: boolean }
   | { type: 'unsubscribe'; topic: string }
   | { type: 'publish'; topic: string; event: string; data: unknown; idempotency_key?: string }
   | { type: 'refresh'; token: string }
@@ -41,6 +47,7 @@ export type Command =
 
 export interface ConnectedReply {
   type: 'connected';
+  id: number;
   client_id: string;
   node: string;
   /** Seconds until the token expires, or null when it does not. */
@@ -51,10 +58,13 @@ export interface ConnectedReply {
 
 export interface SubscribedReply {
   type: 'subscribed';
+  /** The command's id (SSE sends its `subscribed` events with id 0 or none). */
+  id?: number;
   topic: string;
   position: Position;
   /** Present only when `since` was sent. */
   recovered?: boolean;
+  /** The missed publications, or with `latest` the newest one. */
   publications?: Publication[];
 }
 
@@ -66,7 +76,8 @@ export interface HistoryReply {
 
 export interface ErrorReply {
   type: 'error';
-  id: number;
+  /** Absent when the error answers no command (SSE stream problems). */
+  id?: number;
   code: string;
   message: string;
 }
@@ -75,23 +86,43 @@ export interface ErrorReply {
 export interface Replies {
   connect: ConnectedReply;
   subscribe: SubscribedReply;
-  unsubscribe: { type: 'unsubscribed'; topic: string };
-  publish: { type: 'published'; position: Position };
-  refresh: { type: 'refreshed'; expires_in: number | null };
-  presence: { type: 'presence'; members: Member[] };
-  history: HistoryReply;
-  ping: { type: 'pong' };
+  unsubscribe: { type: 'unsubscribed'; id: number; topic: string };
+  publish: { type: 'published'; id: number; position: Position };
+  refresh: { type: 'refreshed'; id: number; expires_in: number | null };
+  presence: { type: 'presence'; id: number; members: Member[] };
+  history: HistoryReply & { id?: number };
+  ping: { type: 'pong'; id: number };
 }
+
+/** The `type` of the reply each command gets. */
+export const REPLY_TYPE: { readonly [K in Command['type']]: Replies[K]['type'] } = {
+  connect: 'connected',
+  subscribe: 'subscribed',
+  unsubscribe: 'unsubscribed',
+  publish: 'published',
+  refresh: 'refreshed',
+  presence: 'presence',
+  history: 'history',
+  ping: 'pong',
+};
 
 /** Unsolicited hub → client frames. */
 export type Push =
-  | ({ type: 'pub' } & Publication)
+  | PubFrame
   | { type: 'join'; topic: string; member: Member }
   | { type: 'leave'; topic: string; member: Member }
   | { type: 'disconnect'; code: number; reason: string; reconnect: boolean };
 
-/** Any frame the hub sends: a reply (with `id`) or a push. */
-export type ServerFrame = { type: string; id?: number; [field: string]: unknown };
+/** A live publication (`id` is the publication id, not a command id). */
+export type PubFrame = { type: 'pub' } & Publication;
+
+/** Any frame the hub sends: a reply (with `id`), an error, or a push. */
+export type ServerFrame = Replies[keyof Replies] | ErrorReply | Push;
+
+/** Whether `frame` is the reply a command of type `command` gets. */
+export function isReplyTo<K extends Command['type']>(command: K, frame: ServerFrame): frame is Replies[K] {
+  return frame.type === REPLY_TYPE[command];
+}
 
 export const SUBPROTOCOL = {
   json: 'hubbub.v1.json',

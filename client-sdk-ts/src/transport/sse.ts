@@ -1,7 +1,9 @@
 /**
- * The Server-Sent Events transport: `GET /sse?topic=…&token=…&since=…`, read
- * with `fetch` so the SDK sees HTTP statuses and error bodies (an `EventSource`
- * hides both) and manages reconnects and `since` itself. Receive-only.
+ * The Server-Sent Events transport: `GET /sse?topic=…&since=…`, read with
+ * `fetch` so the SDK sees HTTP statuses and error bodies (an `EventSource`
+ * hides both), sends the token as `Authorization: Bearer` (not in the URL,
+ * where access logs keep it), and manages reconnects and `since` itself.
+ * Receive-only.
  */
 import { LocalClose } from '../close-codes.js';
 import { HubbubError } from '../errors.js';
@@ -18,13 +20,15 @@ export interface SseRequest {
   topics: string[];
   /** Known positions, sent as `since=topic|epoch|offset,…`. */
   since: Map<string, Position>;
+  /** Put the token in the URL (for a plain `EventSource`, which cannot send headers). Default true. */
+  tokenInQuery?: boolean;
 }
 
 /** Builds the `/sse` URL of the contract. */
 export function sseUrl(request: SseRequest): string {
   const url = new URL(request.url);
   for (const topic of request.topics) url.searchParams.append('topic', topic);
-  url.searchParams.set('token', request.token);
+  if (request.tokenInQuery !== false) url.searchParams.set('token', request.token);
   const since = request.topics
     .filter((t) => request.since.has(t))
     .map((t) => {
@@ -91,8 +95,8 @@ export function openSse(request: SseRequest, fetchImpl: FetchLike, handlers: Tra
   };
 
   const run = async (): Promise<void> => {
-    const res = await fetchImpl(sseUrl(request), {
-      headers: { accept: 'text/event-stream' },
+    const res = await fetchImpl(sseUrl({ ...request, tokenInQuery: false }), {
+      headers: { accept: 'text/event-stream', authorization: `Bearer ${request.token}` },
       cache: 'no-store',
       signal: abort.signal,
     });
@@ -152,5 +156,6 @@ function toFrame(event: string, data: string): ServerFrame | undefined {
   if (value === null || typeof value !== 'object') return undefined;
   const type = event === 'message' ? (value as { type?: unknown }).type : event;
   if (typeof type !== 'string' || !SSE_EVENTS.has(type)) return undefined;
+  // The hub's SSE events are its WebSocket frames as JSON; the type names them.
   return { ...(value as object), type } as ServerFrame;
 }

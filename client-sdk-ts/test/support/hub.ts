@@ -59,6 +59,7 @@ jwt_secret = "${secret}"
 name = "sdk-tests"
 key_sha256 = "${createHash('sha256').update(apiKey).digest('hex')}"
 publish = ["*"]
+operator = true
 
 [limits]
 ping_interval = "2s"

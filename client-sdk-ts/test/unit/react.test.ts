@@ -2,7 +2,7 @@
 import { act, createElement, useState } from 'react';
 import { createRoot } from 'react-dom/client';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { useConnectionState, useTopic } from '../../src/react.js';
+import { HubbubProvider, useConnectionState, useSyncedState, useTopic } from '../../src/react.js';
 import { connected, settle } from '../support/fake-socket.js';
 
 (globalThis as { IS_REACT_ACT_ENVIRONMENT?: boolean }).IS_REACT_ACT_ENVIRONMENT = true;
@@ -59,5 +59,54 @@ describe('useTopic', () => {
     await act(async () => root.unmount());
     expect(client.getSubscription('bookings:1')).toBeUndefined();
     expect(renders.length).toBeGreaterThan(2);
+  });
+});
+
+describe('useSyncedState', () => {
+  it('shows the loaded guest list plus what was published, from the provider\'s client, and closes on unmount', async () => {
+    const { client, ws } = await connected({}, { ping_interval: 0 });
+    type Guests = { 'guest.added': { name: string } };
+    let release: (names: string[]) => void = () => {};
+    function GuestList() {
+      const { state, status } = useSyncedState<Guests, string[]>('guests:w', {
+        load: () => new Promise<string[]>((r) => (release = r)),
+        apply: (names, pub) => [...names, pub.data.name],
+      });
+      return createElement('p', null, `${status}:${(state ?? []).join(',')}`);
+    }
+    const el = document.createElement('div');
+    const root = createRoot(el);
+    await act(async () => root.render(createElement(HubbubProvider, { client }, createElement(GuestList))));
+    await act(async () => settle());
+    expect(el.textContent).toBe('loading:');
+    await act(async () => {
+      ws.reply(ws.lastOf('history'), { type: 'history', publications: [], position: { epoch: 'e', offset: 3 } });
+      await settle();
+    });
+    await act(async () => {
+      ws.reply(ws.lastOf('subscribe'), { type: 'subscribed', topic: 'guests:w', position: { epoch: 'e', offset: 4 }, recovered: true, publications: [{ topic: 'guests:w', offset: 4, event: 'guest.added', data: { name: 'dan' }, ts: 1, id: 'd' }] });
+      await settle();
+    });
+    await act(async () => {
+      release(['ann', 'bob', 'cy']);
+      await settle();
+    });
+    expect(el.textContent).toBe('live:ann,bob,cy,dan');
+    await act(async () => ws.push({ type: 'pub', topic: 'guests:w', offset: 5, event: 'guest.added', data: { name: 'eve' }, ts: 1, id: 'e' }));
+    expect(el.textContent).toBe('live:ann,bob,cy,dan,eve');
+    await act(async () => root.unmount());
+    await settle();
+    expect(ws.lastOf('unsubscribe')).toMatchObject({ topic: 'guests:w' });
+  });
+
+  it('needs a provider', () => {
+    function Lost() {
+      useSyncedState('guests:x', { load: () => [], apply: (s) => s });
+      return null;
+    }
+    const root = createRoot(document.createElement('div'));
+    const spy = vi.spyOn(console, 'error').mockImplementation(() => {});
+    expect(() => act(() => root.render(createElement(Lost)))).toThrow(/HubbubProvider/);
+    spy.mockRestore();
   });
 });

@@ -81,7 +81,7 @@ describe('SSE fallback', () => {
     const s = sse.streams[0]!;
     expect(s.url.origin + s.url.pathname).toBe('http://hub.test/sse');
     expect(s.url.searchParams.getAll('topic')).toEqual(['bookings']);
-    expect(s.url.searchParams.get('token')).toBe('token-1');
+    expect(s.url.searchParams.has('token')).toBe(false); // sent as `Authorization: Bearer`
     expect(s.url.searchParams.has('since')).toBe(false);
     expect(client.state).toBe('connected');
     expect(client.transportKind).toBe('sse');

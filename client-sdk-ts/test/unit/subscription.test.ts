@@ -274,7 +274,7 @@ describe('subscriptions', () => {
     const { client, ws } = await connected({}, { ping_interval: 0 });
     const a = client.subscribe('bookings:7');
     const b = client.subscribe('bookings:7');
-    expect(a).toBe(b);
+    expect(a).not.toBe(b); // a handle each, one subscription on the wire
     await settle();
     expect(ws.allOf('subscribe')).toHaveLength(1);
     a.unsubscribe();
@@ -322,5 +322,39 @@ describe('subscriptions', () => {
     sub.on('booking.created', (data) => ((): number => data.guest)());
     sub.on('reset', (info) => void info.position.epoch);
     expect(sub.state).toBe('subscribed');
+  });
+
+  it('with latest: true, delivers the newest publication first (marked latest), then live ones', async () => {
+    const { client, ws } = await connected({}, { ping_interval: 0 });
+    const sub = client.subscribe<BookingEvents>('bookings:42', { latest: true });
+    const seen: Array<[number, boolean]> = [];
+    sub.on('publication', (p) => seen.push([p.offset, p.latest === true]));
+    await settle();
+    const cmd = ws.lastOf('subscribe');
+    expect(cmd).toMatchObject({ topic: 'bookings:42', latest: true });
+    expect(cmd.since).toBeUndefined();
+    const { type: _t, ...newest } = pub(9);
+    ws.reply(cmd, { type: 'subscribed', topic: 'bookings:42', position: { epoch: 'e1', offset: 9 }, publications: [newest] });
+    await settle();
+    ws.push(pub(9)); // held by the hub's writer in practice; a duplicate here
+    ws.push(pub(10));
+    expect(seen).toEqual([
+      [9, true],
+      [10, false],
+    ]);
+    // A later `latest` handle on the live topic gets the newest too, and nothing else is repeated.
+    const late = client.subscribe<BookingEvents>('bookings:42', { latest: true });
+    const lateSeen: number[] = [];
+    late.on('publication', (p) => lateSeen.push(p.offset));
+    await settle();
+    expect(lateSeen).toEqual([10]);
+    expect(ws.allOf('subscribe')).toHaveLength(1);
+    // After a reconnect it recovers with `since`, not `latest`.
+    ws.serverClose(1006);
+    await vi.advanceTimersByTimeAsync(1500);
+    FakeWebSocket.last.handshake({ ping_interval: 0 });
+    await settle();
+    expect(FakeWebSocket.last.lastOf('subscribe')).toMatchObject({ since: { epoch: 'e1', offset: 10 } });
+    expect(FakeWebSocket.last.lastOf('subscribe').latest).toBeUndefined();
   });
 });
