@@ -20,8 +20,9 @@ pub const EXIT_CONFIG: u8 = 64;
 #[derive(Debug, Parser)]
 #[command(name = "hubbub", version, about)]
 pub struct Cli {
-    /// TOML configuration file (without one, and without HUBBUB_AUTH__JWT_SECRET,
-    /// hubbub runs in dev mode with a documented secret).
+    /// TOML configuration file (without one, without a JWT key and without
+    /// production settings such as HUBBUB_REDIS_URL or HUBBUB_API_KEYS, hubbub
+    /// runs in dev mode on 127.0.0.1 with a documented secret).
     #[arg(long, global = true, env = "HUBBUB_CONFIG")]
     pub config: Option<PathBuf>,
     /// What to do (default: serve).
@@ -71,14 +72,20 @@ pub fn main() -> ExitCode {
         Ok(c) => c,
         Err(code) => return code,
     };
-    match cli.command.unwrap_or(Command::Serve) {
+    let command = cli.command.unwrap_or(Command::Serve);
+    if !matches!(command, Command::Serve) {
+        for warning in &config.warnings {
+            eprintln!("hubbub: warning: {warning}");
+        }
+    }
+    match command {
         Command::CheckConfig => {
-            println!(
-                "configuration ok{}",
-                if config.dev_mode { " (dev mode)" } else { "" }
+            let text = format!(
+                "# configuration ok{}\n{}",
+                if config.dev_mode { " (dev mode)" } else { "" },
+                config.to_toml()
             );
-            println!("{config:#?}");
-            ExitCode::SUCCESS
+            print_stdout(&text)
         }
         Command::Token {
             sub,
@@ -146,13 +153,25 @@ fn token(
         info,
     };
     match mint(&config.auth, &claims) {
-        Ok(jwt) => {
-            println!("{jwt}");
-            ExitCode::SUCCESS
-        }
+        Ok(jwt) => print_stdout(&format!("{jwt}\n")),
         Err(e) => {
             eprintln!("hubbub token: {e}");
             ExitCode::from(EXIT_CONFIG)
+        }
+    }
+}
+
+/// Writes `text` to stdout. A closed pipe (`hubbub check-config | head`) is
+/// not an error; any other write failure exits 1 (never a panic, as
+/// `println!` would).
+fn print_stdout(text: &str) -> ExitCode {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("hubbub: cannot write to stdout: {e}");
+            ExitCode::FAILURE
         }
     }
 }
@@ -169,14 +188,34 @@ fn init_tracing(format: LogFormat) {
     }
 }
 
+/// Says why the node is in dev mode; at ERROR when it listens beyond loopback.
+fn warn_dev_mode(config: &Config) {
+    let secret = crate::config::DEV_SECRET;
+    if config.listen.ip().is_loopback() {
+        warn!(
+            listen = %config.listen,
+            "DEV MODE: no JWT key and no production setting configured, so tokens are signed and \
+             checked with the public dev secret `{secret}`; listening on loopback only. For \
+             production set HUBBUB_AUTH__JWT_SECRET (or pass --config FILE with an [auth] key)."
+        );
+    } else {
+        error!(
+            listen = %config.listen,
+            "DEV MODE ON A NON-LOOPBACK ADDRESS ({}): anyone who can reach it can sign tokens with \
+             the public dev secret `{secret}` and publish anywhere. Set HUBBUB_AUTH__JWT_SECRET, \
+             or unset HUBBUB_LISTEN to bind 127.0.0.1.",
+            config.listen
+        );
+    }
+}
+
 fn run(config: Config, role: Role) -> ExitCode {
     init_tracing(config.log_format);
+    for warning in &config.warnings {
+        warn!("{warning}");
+    }
     if config.dev_mode {
-        warn!(
-            "DEV MODE: no configuration given, tokens are signed with the public dev secret `{}`; \
-             never expose this node. Pass --config FILE (or HUBBUB_AUTH__JWT_SECRET) for production.",
-            crate::config::DEV_SECRET
-        );
+        warn_dev_mode(&config);
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -2,13 +2,18 @@
 //! TOML file, then `HUBBUB_*` environment variables, checked once at start.
 //!
 //! # Rules
-//! - Every key is checked: an unknown key (in the file or as a `HUBBUB_*`
-//!   variable) or a bad value is a [`ConfigError`] that names the key (and the
-//!   variable it came from); nothing silently falls back to a default.
-//! - When the file has a `namespaces` table, its namespaces replace the
-//!   defaults (`bookings`, `guests`, `tables`, `food`, `cities`, each with
-//!   presence and join/leave on) entirely. Environment variables then patch
-//!   the resulting set (and may add namespaces).
+//! - Every key is checked: an unknown key in the file or a bad value is a
+//!   [`ConfigError`] that names the key (and the variable it came from);
+//!   nothing silently falls back to a default. An unknown `HUBBUB_*`
+//!   variable is a [`ConfigWarning`] naming the nearest key (the binary logs
+//!   it), and Kubernetes service links (`HUBBUB_PORT=tcp://…`,
+//!   `HUBBUB_SERVICE_HOST`, `HUBBUB_PORT_8080_TCP…`, `HUBBUB_SERVICE_PORT…`)
+//!   are ignored.
+//! - Namespaces, one rule for file and environment: configured namespaces
+//!   (a `namespaces` table in the file and/or `HUBBUB_NAMESPACES__*`
+//!   variables) replace the built-in set (`bookings`, `guests`, `tables`,
+//!   `food`, `cities`, each with presence and join/leave on) entirely; the
+//!   environment's are merged into the file's, key by key.
 //! - `auth.jwt_public_key_file` given in the file is relative to the file's
 //!   directory; given by the environment, to the working directory. The PEM
 //!   is read and parsed at load time.
@@ -28,20 +33,25 @@
 //! unset a file key (e.g. `HUBBUB_AUTH__JWT_SECRET` next to the file's
 //! `jwt_public_key_file` is a conflict, not a replacement).
 //! `HUBBUB_CONFIG` and `HUBBUB_LOG` are left to the binary; any other unknown
-//! `HUBBUB_*` variable is an error.
+//! `HUBBUB_*` variable is a warning (see Rules).
 //!
 //! # Layout
 //! - this file: the typed [`Config`] and its parts, and [`Config::load`];
 //! - `config/env.rs`: `HUBBUB_*` variables onto the TOML table;
 //! - `config/read.rs`: the table into typed sections, key by key;
 //! - `config/auth_keys.rs`: the `[auth]` table and its key sources;
-//! - `config/error.rs`: [`ConfigError`].
+//! - `config/print.rs`: [`Config::to_toml`], the redacted effective configuration;
+//! - `config/error.rs`: [`ConfigError`] and [`ConfigWarning`].
 //!
 //! # Dev mode
-//! With no file and no JWT key in the environment, [`Config::dev_mode`] is set
-//! and tokens are verified with HS256 and [`DEV_SECRET`] (the binary warns
-//! loudly). Dev mode adds no API keys. Outside dev mode the auth key must be
-//! configured, and [`DEV_SECRET`] itself is refused.
+//! With no file, no JWT key and no production setting (`redis_url`,
+//! `api_keys`, `outbox`, `webhooks`) in the environment, [`Config::dev_mode`]
+//! is set: tokens are verified with HS256 and [`DEV_SECRET`], and `listen`
+//! defaults to [`DEV_LISTEN`] (loopback; the binary warns, at ERROR when
+//! `listen` is set beyond loopback). Changing the port, namespaces or limits
+//! keeps dev mode. A production setting without a JWT key is
+//! [`ConfigError::ProductionWithoutKey`]. Outside dev mode the auth key must
+//! be configured, and [`DEV_SECRET`] itself is refused.
 
 use std::collections::{BTreeMap, HashSet};
 use std::fmt;
@@ -59,12 +69,13 @@ use crate::topic::{PatternError, TopicError, TopicPattern, validate_namespace};
 mod auth_keys;
 mod env;
 mod error;
+mod print;
 mod read;
 #[cfg(test)]
 mod tests;
 
 use env::apply_env;
-pub use error::ConfigError;
+pub use error::{ConfigError, ConfigWarning};
 use read::{Ctx, Section, read_config};
 
 /// The well-known HS256 secret of dev mode. Never accepted outside dev mode.
@@ -81,6 +92,8 @@ pub const ENV_HANDLED_BY_BINARY: [&str; 2] = ["HUBBUB_CONFIG", "HUBBUB_LOG"];
 
 const ENV_PREFIX: &str = "HUBBUB_";
 const DEFAULT_LISTEN: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 8080);
+/// Where dev mode binds unless `listen` is set: loopback only.
+pub const DEV_LISTEN: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 8080);
 const MAX_NODE_NAME_LEN: usize = 64;
 
 const fn secs(s: u64) -> Duration {
@@ -113,7 +126,8 @@ const MAX_KEY_PREFIX_LEN: usize = 64;
 /// The whole validated configuration of a hub node.
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// Address the HTTP/WebSocket server binds (`listen`, default `0.0.0.0:8080`).
+    /// Address the HTTP/WebSocket server binds (`listen`, default
+    /// `0.0.0.0:8080`; in dev mode `127.0.0.1:8080`).
     pub listen: SocketAddr,
     /// Redis broker URL; `None` selects the in-memory broker (one node).
     pub redis_url: Option<RedisUrl>,
@@ -136,8 +150,12 @@ pub struct Config {
     /// Browser origins allowed to open WebSockets and call the REST API
     /// (`allowed_origins`; empty, the default, allows every origin).
     pub allowed_origins: Vec<String>,
-    /// No file and no JWT key: tokens use HS256 with [`DEV_SECRET`].
+    /// No file, no JWT key and no production setting: tokens use HS256
+    /// with [`DEV_SECRET`].
     pub dev_mode: bool,
+    /// Problems that do not stop the hub (unknown `HUBBUB_*` variables), for
+    /// the binary to log.
+    pub warnings: Vec<ConfigWarning>,
 }
 
 /// Log output format.
@@ -525,15 +543,20 @@ impl Config {
     ) -> Result<Self, ConfigError> {
         let from_file = file.is_some();
         let mut root = file.unwrap_or_default();
+        let mut warnings = Vec::new();
+        let env_keys = apply_env(&mut root, env, &mut warnings)?;
+        // One rule for file and environment: configured namespaces replace
+        // the built-in set.
         if !root.contains_key("namespaces") {
             root.insert("namespaces".to_owned(), default_namespaces_table());
         }
-        let env_keys = apply_env(&mut root, env)?;
         let ctx = Ctx {
             env_keys: &env_keys,
             base_dir,
         };
-        read_config(&ctx, Section::new(&ctx, String::new(), root), from_file)
+        let mut config = read_config(&ctx, Section::new(&ctx, String::new(), root), from_file)?;
+        config.warnings = warnings;
+        Ok(config)
     }
 }
 

@@ -36,8 +36,15 @@ fn bad_configuration_exits_64_and_names_the_key() {
     let out = hubbub(&["--config", file.to_str().unwrap(), "check-config"], &[]);
     assert_eq!(out.status.code(), Some(64));
     assert!(String::from_utf8_lossy(&out.stderr).contains("limits.max_frame_bytes"));
-    let out = hubbub(&["check-config"], &[("HUBBUB_LIMITS__NO_SUCH_KEY", "1")]);
+    let out = hubbub(
+        &["check-config"],
+        &[("HUBBUB_LIMITS__MAX_FRAME_BYTES", "64k")],
+    );
     assert_eq!(out.status.code(), Some(64));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("HUBBUB_LIMITS__MAX_FRAME_BYTES"));
+    // An unknown variable is a warning naming it (tests/tests/config_env.rs).
+    let out = hubbub(&["check-config"], &[("HUBBUB_LIMITS__NO_SUCH_KEY", "1")]);
+    assert_eq!(out.status.code(), Some(0));
     assert!(String::from_utf8_lossy(&out.stderr).contains("HUBBUB_LIMITS__NO_SUCH_KEY"));
     let out = hubbub(
         &["--config", dir.join("missing.toml").to_str().unwrap()],

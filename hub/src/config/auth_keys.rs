@@ -39,6 +39,7 @@ pub(super) fn read_auth(
     ctx: &Ctx<'_>,
     mut auth: Section<'_>,
     from_file: bool,
+    production: &[String],
 ) -> Result<(AuthConfig, bool), ConfigError> {
     let algorithm = match auth.string("jwt_algorithm")? {
         None => JwtAlgorithm::default(),
@@ -113,7 +114,13 @@ pub(super) fn read_auth(
             other: auth.key(other.key()),
         });
     }
-    let dev_mode = !from_file && secret.is_none() && source.is_none();
+    let no_key = secret.is_none() && source.is_none();
+    if !from_file && no_key && !production.is_empty() {
+        return Err(ConfigError::ProductionWithoutKey {
+            settings: production.join(", "),
+        });
+    }
+    let dev_mode = !from_file && no_key;
     let secret_key = auth.key("jwt_secret");
     let key = match (algorithm.is_hmac(), secret, source) {
         (_, Some(_), Some((src, _))) => {

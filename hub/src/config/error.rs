@@ -240,6 +240,18 @@ pub enum ConfigError {
         /// The key path.
         key: String,
     },
+    /// Production settings (Redis, API keys, an outbox, webhooks) without a
+    /// JWT key: dev mode is off, so a key is needed.
+    #[error(
+        "{settings} configured but no JWT key: these are production settings, so dev mode \
+         (the public dev secret) is off. Set HUBBUB_AUTH__JWT_SECRET (auth.jwt_secret, at least \
+         16 bytes) or, for RS256/ES256, HUBBUB_AUTH__JWT_ALGORITHM with \
+         HUBBUB_AUTH__JWT_PUBLIC_KEY_FILE, HUBBUB_AUTH__JWKS_FILE or HUBBUB_AUTH__JWKS_URL"
+    )]
+    ProductionWithoutKey {
+        /// The production settings seen, with the variables they came from.
+        settings: String,
+    },
     /// The key the algorithm needs is not configured.
     #[error("{key}: required for {algorithm}")]
     MissingKey {
@@ -315,5 +327,23 @@ pub enum ConfigError {
         key: String,
         /// The resolved file path.
         path: PathBuf,
+    },
+}
+
+/// A configuration problem that does not stop the hub; the binary logs each
+/// at WARN once tracing is set up (and `check-config` prints them).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigWarning {
+    /// A `HUBBUB_*` variable that names no key (and is not a Kubernetes
+    /// service link): ignored.
+    #[error("{var} is not a hubbub setting and is ignored{}", match suggestion {
+        Some(s) => format!("; did you mean `{s}`?"),
+        None => String::new(),
+    })]
+    UnknownEnvVar {
+        /// The variable name.
+        var: String,
+        /// The nearest known variable, with the value when it is safe to print.
+        suggestion: Option<String>,
     },
 }

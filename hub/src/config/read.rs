@@ -175,14 +175,15 @@ pub(super) fn read_config(
     mut root: Section<'_>,
     from_file: bool,
 ) -> Result<Config, ConfigError> {
-    let listen = match root.string("listen")? {
-        None => DEFAULT_LISTEN,
-        Some(text) => text.parse().map_err(|source| ConfigError::InvalidAddress {
+    let listen: Option<SocketAddr> = match root.string("listen")? {
+        None => None,
+        Some(text) => Some(text.parse().map_err(|source| ConfigError::InvalidAddress {
             key: root.key("listen"),
             value: text.clone(),
             source,
-        })?,
+        })?),
     };
+    let production = production_settings(&root);
     let redis_url = match root.string("redis_url")? {
         None => None,
         Some(text) => Some(
@@ -220,7 +221,8 @@ pub(super) fn read_config(
         Some(section) => section,
         None => Section::new(ctx, "auth".to_owned(), Table::new()),
     };
-    let (auth, dev_mode) = read_auth(ctx, auth_section, from_file)?;
+    let (auth, dev_mode) = read_auth(ctx, auth_section, from_file, &production)?;
+    let listen = listen.unwrap_or(if dev_mode { DEV_LISTEN } else { DEFAULT_LISTEN });
     let api_keys = match root.array("api_keys")? {
         Some(items) => read_api_keys(ctx, items)?,
         None => Vec::new(),
@@ -279,7 +281,25 @@ pub(super) fn read_config(
         namespaces,
         allowed_origins,
         dev_mode,
+        warnings: Vec::new(),
     })
+}
+
+/// The settings present that only make sense in production (and so rule
+/// out dev mode): `redis_url`, a non-empty `api_keys`, `outbox`, `webhooks`.
+/// Each is described with the variable it came from, if any.
+fn production_settings(root: &Section<'_>) -> Vec<String> {
+    let present = |name: &str| match root.table.get(name) {
+        None => false,
+        Some(Value::Array(items)) => !items.is_empty(),
+        Some(Value::Table(t)) => !t.is_empty(),
+        Some(_) => true,
+    };
+    ["redis_url", "api_keys", "outbox", "webhooks"]
+        .into_iter()
+        .filter(|name| present(name))
+        .map(|name| root.key(name))
+        .collect()
 }
 
 /// `scheme://host[:port]` with an http(s) scheme and nothing after the authority.

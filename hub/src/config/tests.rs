@@ -30,7 +30,12 @@ fn err_text(toml: &str, pairs: &[(&str, &str)]) -> String {
 fn defaults_without_file_are_dev_mode() {
     let c = Config::load(None, &[]).unwrap();
     assert!(c.dev_mode);
-    assert_eq!(c.listen, "0.0.0.0:8080".parse().unwrap());
+    assert_eq!(
+        c.listen,
+        "127.0.0.1:8080".parse().unwrap(),
+        "dev mode binds loopback"
+    );
+    assert!(c.warnings.is_empty());
     assert_eq!(c.redis_url, None);
     assert_eq!(c.node_name, None);
     assert_eq!(c.drain_timeout, secs(10));
@@ -417,16 +422,43 @@ fn redis_settings_are_validated_and_have_an_env_form() {
 }
 
 #[test]
-fn env_patches_default_namespaces_without_file() {
+fn env_namespaces_follow_the_toml_rule() {
+    // Env namespaces replace the built-in set, as a TOML table does...
     let c = Config::load(
         None,
         &env(&[("HUBBUB_NAMESPACES__FOOD__HISTORY_SIZE", "3")]),
     )
     .unwrap();
-    assert_eq!(c.namespaces.len(), 5);
+    let names: Vec<&str> = c.namespaces.keys().map(String::as_str).collect();
+    assert_eq!(names, ["food"]);
     let food = c.namespace("food").unwrap();
     assert_eq!(food.history_size, 3);
-    assert!(food.presence, "the default's other options stay");
+    assert!(
+        !food.presence,
+        "the other options are the key defaults, as in TOML"
+    );
+    let toml = Config::load(None, &[]).unwrap();
+    assert_eq!(
+        Some(food),
+        Config::from_toml_str(&with_secret("[namespaces.food]\nhistory_size = 3"), &[])
+            .unwrap()
+            .namespace("food"),
+        "env and TOML give the same namespace"
+    );
+    assert_eq!(toml.namespaces.len(), 5, "without either, the built-in set");
+    // ...and are merged into the file's set (env wins per key).
+    let c = load_str(
+        &with_secret("[namespaces.a]\nhistory_size = 1\npresence = true"),
+        &[
+            ("HUBBUB_NAMESPACES__A__HISTORY_SIZE", "2"),
+            ("HUBBUB_NAMESPACES__B__PUBLIC", "true"),
+        ],
+    )
+    .unwrap();
+    let a = c.namespace("a").unwrap();
+    assert_eq!((a.history_size, a.presence), (2, true));
+    assert!(c.namespace("b").unwrap().public);
+    assert_eq!(c.namespaces.len(), 2);
 }
 
 #[test]
@@ -443,23 +475,47 @@ fn env_errors_name_the_variable() {
         err_text(EXAMPLE_TOML, &[("HUBBUB_NAMESPACES__A__PUBLIC", "yes")]),
         "HUBBUB_NAMESPACES__A__PUBLIC: expected true or false, got \"yes\""
     );
-    for var in [
-        "HUBBUB_LISTN",
-        "HUBBUB_AUTH",
-        "HUBBUB_LIMITS__",
-        "HUBBUB_AUTH__JWT_SECRET__X",
-        "HUBBUB_NAMESPACES__BOOKINGS",
-        "HUBBUB_NAMESPACES____PRESENCE",
-        "HUBBUB_NAMESPACES__BOOKINGS__COLOUR",
-        "HUBBUB_API_KEYS__0__NAME",
-        "HUBBUB_",
+    // Unknown variables are warnings, not errors (Kubernetes injects
+    // `HUBBUB_*` service links), naming the nearest key when there is one.
+    for (var, suggestion) in [
+        ("HUBBUB_LISTN", Some("HUBBUB_LISTEN=1")),
+        ("HUBBUB_AUTH", None),
+        ("HUBBUB_LIMITS__", None),
+        (
+            "HUBBUB_AUTH__JWT_SECRET__X",
+            Some("HUBBUB_AUTH__JWT_SECRET"),
+        ),
+        ("HUBBUB_NAMESPACES__BOOKINGS", None),
+        ("HUBBUB_NAMESPACES____PRESENCE", None),
+        (
+            "HUBBUB_NAMESPACES__BOOKINGS__PRESENSE",
+            Some("HUBBUB_NAMESPACES__BOOKINGS__PRESENCE=1"),
+        ),
+        ("HUBBUB_NAMESPACES__BOOKINGS__COLOUR", None),
+        ("HUBBUB_API_KEYS__0__NAME", None),
+        ("HUBBUB_", None),
+        ("HUBBUB_PORT", Some("HUBBUB_LISTEN=0.0.0.0:1")),
+        (
+            "HUBBUB_LIMITS__API_RATES",
+            Some("HUBBUB_LIMITS__API_RATE=1"),
+        ),
+        ("HUBBUB_REDIS_URI", Some("HUBBUB_REDIS_URL")),
     ] {
-        let e = load_str(EXAMPLE_TOML, &[(var, "1")]).unwrap_err();
-        assert!(
-            matches!(&e, ConfigError::UnknownEnvVar { var: v } if v == var),
-            "{var}: {e}"
+        let c = load_str(EXAMPLE_TOML, &[(var, "1")]).unwrap();
+        assert_eq!(
+            c.warnings,
+            [ConfigWarning::UnknownEnvVar {
+                var: var.to_owned(),
+                suggestion: suggestion.map(str::to_owned),
+            }],
+            "{var}"
         );
     }
+    let c = load_str(EXAMPLE_TOML, &[("HUBBUB_LISTN", "0.0.0.0:9000")]).unwrap();
+    assert_eq!(
+        c.warnings[0].to_string(),
+        "HUBBUB_LISTN is not a hubbub setting and is ignored; did you mean `HUBBUB_LISTEN=0.0.0.0:9000`?"
+    );
     let e = Config::load(None, &env(&[("HUBBUB_NAMESPACES__A B__PRESENCE", "true")])).unwrap_err();
     assert!(matches!(e, ConfigError::InvalidNamespace { .. }), "{e}");
 }
@@ -574,10 +630,80 @@ fn dev_mode_rules() {
     // Dev mode with an asymmetric algorithm has no key to use.
     let e = Config::load(None, &env(&[("HUBBUB_AUTH__JWT_ALGORITHM", "RS256")])).unwrap_err();
     assert!(matches!(e, ConfigError::MissingKey { .. }), "{e}");
-    // Dev mode keeps env issuer/audience and env API keys.
+    // Dev mode keeps env issuer/audience.
     let c = Config::load(None, &env(&[("HUBBUB_AUTH__ISSUER", "me")])).unwrap();
     assert!(c.dev_mode);
     assert_eq!(c.auth.issuer.as_deref(), Some("me"));
+    // Port, namespaces and limits keep dev mode; an explicit listen is kept.
+    let c = Config::load(
+        None,
+        &env(&[
+            ("HUBBUB_LISTEN", "0.0.0.0:9000"),
+            ("HUBBUB_NAMESPACES__CHAT__PUBLIC", "true"),
+            ("HUBBUB_LIMITS__API_RATE", "5"),
+        ]),
+    )
+    .unwrap();
+    assert!(c.dev_mode);
+    assert_eq!(c.listen, "0.0.0.0:9000".parse().unwrap());
+    // A production setting without a key is an error that says what to set.
+    let hash = "ab".repeat(32);
+    let keys = format!("[{{name=\"x\", key_sha256=\"{hash}\"}}]");
+    for (var, value) in [
+        ("HUBBUB_REDIS_URL", "redis://127.0.0.1:6379"),
+        ("HUBBUB_API_KEYS", keys.as_str()),
+    ] {
+        let e = Config::load(None, &env(&[(var, value)])).unwrap_err();
+        assert!(matches!(e, ConfigError::ProductionWithoutKey { .. }), "{e}");
+        let text = e.to_string();
+        assert!(
+            text.contains(var) && text.contains("HUBBUB_AUTH__JWT_SECRET"),
+            "{text}"
+        );
+        let c = Config::load(
+            None,
+            &env(&[(var, value), ("HUBBUB_AUTH__JWT_SECRET", SECRET)]),
+        )
+        .unwrap();
+        assert!(!c.dev_mode);
+        assert_eq!(
+            c.listen,
+            "0.0.0.0:8080".parse().unwrap(),
+            "production default"
+        );
+    }
+    // An empty key list is not a production setting.
+    let c = Config::load(None, &env(&[("HUBBUB_API_KEYS", "[]")])).unwrap();
+    assert!(c.dev_mode);
+}
+
+#[test]
+fn kubernetes_service_links_are_recognised() {
+    for (var, value) in [
+        ("HUBBUB_PORT", "tcp://10.0.0.1:8080"),
+        ("HUBBUB_PORT_8080_TCP", "tcp://10.0.0.1:8080"),
+        ("HUBBUB_PORT_8080_TCP_PROTO", "tcp"),
+        ("HUBBUB_PORT_8080_TCP_PORT", "8080"),
+        ("HUBBUB_PORT_8080_TCP_ADDR", "10.0.0.1"),
+        ("HUBBUB_PORT_9090_UDP", "udp://10.0.0.1:9090"),
+        ("HUBBUB_SERVICE_HOST", "10.0.0.1"),
+        ("HUBBUB_SERVICE_PORT", "8080"),
+        ("HUBBUB_SERVICE_PORT_HTTP", "8080"),
+        ("HUBBUB_API_SERVICE_HOST", "10.0.0.2"),
+        ("HUBBUB_API_PORT_80_TCP_ADDR", "10.0.0.2"),
+    ] {
+        let c = Config::load(None, &env(&[(var, value)])).unwrap();
+        assert!(c.warnings.is_empty(), "{var}: {:?}", c.warnings);
+    }
+    for (var, value) in [
+        ("HUBBUB_PORT", "9000"),
+        ("HUBBUB_PORT_8080_TCP_X", "1"),
+        ("HUBBUB_PORT_X_TCP", "1"),
+        ("HUBBUB_PORT_80_HTTP", "1"),
+    ] {
+        let c = Config::load(None, &env(&[(var, value)])).unwrap();
+        assert_eq!(c.warnings.len(), 1, "{var}");
+    }
 }
 
 #[test]
