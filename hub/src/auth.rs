@@ -27,6 +27,13 @@ use crate::topic::{PatternError, Topic, TopicPattern};
 /// Tokens longer than this (in bytes) are refused before decoding.
 pub const MAX_TOKEN_LEN: usize = 8 * 1024;
 
+/// The latest time a token may name in `exp`, `iat` or `nbf`:
+/// 9999-12-31T23:59:59Z in Unix seconds. Later values are refused
+/// ([`AuthError::TimeOutOfRange`]), so every expiry the hub turns into an
+/// `Instant` or a timer is at most ~8,000 years away (far from the ~2.9e11
+/// years at which `Instant + Duration` overflows).
+pub const MAX_TOKEN_TIME: u64 = 253_402_300_799;
+
 /// The claims of a hub token.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Claims {
@@ -56,6 +63,9 @@ struct WireClaims {
     exp: Option<u64>,
     #[serde(default)]
     iat: Option<u64>,
+    /// Checked by the library against the clock; here only for its range.
+    #[serde(default)]
+    nbf: Option<u64>,
     #[serde(default)]
     subscribe: Vec<String>,
     #[serde(default)]
@@ -115,6 +125,14 @@ pub enum AuthError {
     /// `sub` is the empty string.
     #[error("token `sub` is empty")]
     EmptySubject,
+    /// `exp`, `iat` or `nbf` is after [`MAX_TOKEN_TIME`] (the year 9999).
+    #[error("token claim `{claim}` is {value}, after the year 9999")]
+    TimeOutOfRange {
+        /// The claim's name.
+        claim: &'static str,
+        /// Its value, Unix seconds.
+        value: u64,
+    },
     /// `info` is present but not a JSON object.
     #[error("token claim `info` must be a JSON object")]
     InfoNotObject,
@@ -214,7 +232,8 @@ fn parse_patterns(
 pub struct Identity {
     /// The user id (`sub`).
     pub user: Arc<str>,
-    /// When the token expires, unix seconds (`exp`).
+    /// When the token expires, unix seconds (`exp`, plus the leeway); at
+    /// most [`MAX_TOKEN_TIME`] plus 5 minutes.
     pub expires_at: u64,
     /// The `info` object shown in presence.
     pub info: Option<Arc<serde_json::Value>>,
@@ -529,6 +548,9 @@ impl Verifier {
         let exp = wire.exp.ok_or_else(|| AuthError::MissingClaim {
             claim: "exp".to_owned(),
         })?;
+        if let Some(nbf) = wire.nbf {
+            check_time("nbf", nbf)?;
+        }
         let claims = Claims {
             sub: wire.sub,
             exp,
@@ -569,10 +591,22 @@ fn check_claims(claims: &Claims) -> Result<Permissions, AuthError> {
     if claims.sub.is_empty() {
         return Err(AuthError::EmptySubject);
     }
+    check_time("exp", claims.exp)?;
+    if let Some(iat) = claims.iat {
+        check_time("iat", iat)?;
+    }
     if claims.info.as_ref().is_some_and(|info| !info.is_object()) {
         return Err(AuthError::InfoNotObject);
     }
     Permissions::from_claims(claims)
+}
+
+/// Refuses a token time after [`MAX_TOKEN_TIME`].
+fn check_time(claim: &'static str, value: u64) -> Result<(), AuthError> {
+    if value > MAX_TOKEN_TIME {
+        return Err(AuthError::TimeOutOfRange { claim, value });
+    }
+    Ok(())
 }
 
 fn identity(claims: Claims) -> Result<Identity, AuthError> {
@@ -1089,6 +1123,47 @@ mod tests {
     /// Signs `c` without [`mint`]'s checks.
     fn sign_unchecked(c: &Claims) -> String {
         raw(Algorithm::HS256, SECRET, &serde_json::to_value(c).unwrap())
+    }
+
+    #[test]
+    fn absurd_token_times_are_refused_and_the_largest_accepted_is_safe() {
+        let auth = hs256();
+        for (claim, payload) in [
+            ("exp", json!({"sub": "u", "exp": u64::MAX})),
+            ("exp", json!({"sub": "u", "exp": MAX_TOKEN_TIME + 1})),
+            (
+                "iat",
+                json!({"sub": "u", "exp": 4_000_000_000_u64, "iat": u64::MAX}),
+            ),
+        ] {
+            let token = raw(Algorithm::HS256, SECRET, &payload);
+            match verify(&auth, &token) {
+                Err(AuthError::TimeOutOfRange { claim: c, .. }) => assert_eq!(c, claim),
+                other => panic!("{payload}: {other:?}"),
+            }
+        }
+        let nbf = raw(
+            Algorithm::HS256,
+            SECRET,
+            &json!({"sub": "u", "exp": 4_000_000_000_u64, "nbf": u64::MAX}),
+        );
+        assert!(verify(&auth, &nbf).is_err());
+        let last = raw(
+            Algorithm::HS256,
+            SECRET,
+            &json!({"sub": "u", "exp": MAX_TOKEN_TIME}),
+        );
+        let id = verify(&auth, &last).unwrap();
+        // What a session does with it must not overflow.
+        let deadline =
+            std::time::Instant::now().checked_add(std::time::Duration::from_secs(id.expires_in()));
+        assert!(deadline.is_some());
+        let mut c = claims("u");
+        c.exp = u64::MAX;
+        assert!(matches!(
+            mint(&auth, &c),
+            Err(AuthError::TimeOutOfRange { claim: "exp", .. })
+        ));
     }
 
     #[test]

@@ -146,7 +146,7 @@ fn token(
         .map_or(0, |d| d.as_secs());
     let claims = Claims {
         sub,
-        exp: now + ttl.as_secs(),
+        exp: now.saturating_add(ttl.as_secs()),
         iat: Some(now),
         subscribe,
         publish,
