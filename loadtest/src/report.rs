@@ -111,6 +111,7 @@ pub(crate) fn markdown(args: &Report) -> Result<()> {
         .filter(|l| l.starts_with('{'))
         .filter_map(|l| serde_json::from_str(l).ok())
         .collect();
+    print!("{}", ratios(&runs));
     print!("{}", tables(&runs));
     if let Some(path) = &args.chart {
         let points: Vec<(f64, [f64; 3])> = runs
@@ -206,6 +207,102 @@ fn tables(runs: &[Map<String, Value>]) -> String {
             out.push('\n');
         }
     }
+    out
+}
+
+/// The figures compared with the reference server: (scenario, figure,
+/// what it is, the target ratio Hubbub / reference).
+const COMPARED: &[(&str, &str, &str, &str)] = &[
+    (
+        "fanout",
+        "hub_cpu_us_per_delivery",
+        "hub CPU per delivery (µs)",
+        "≤ 1.1",
+    ),
+    ("fanout", "p99_ms", "p99 publish→receive (ms)", "≤ 1.1"),
+    (
+        "storm",
+        "setup_p50_ms",
+        "handshake p50, connect + JWT + subscribe (ms)",
+        "≤ 2",
+    ),
+    (
+        "storm",
+        "hub_cpu_us_per_conn",
+        "hub CPU per new connection (µs)",
+        "—",
+    ),
+    (
+        "idle",
+        "kib_per_conn",
+        "memory per idle subscribed connection (KiB)",
+        "—",
+    ),
+    ("publish", "pubs_per_s", "REST publishes/s", "—"),
+];
+
+/// The parameters that make two runs of a scenario the same experiment.
+const SAME: &[&str] = &[
+    "subs",
+    "rate",
+    "clients",
+    "concurrency",
+    "count",
+    "batch",
+    "publishers",
+];
+
+/// The table `BENCHMARKS.md` leads with: every run labelled `reference/…`
+/// beside the latest `memory/…` run of the same label suffix, scenario and
+/// parameters, as a ratio Hubbub / reference. Empty when no reference ran.
+fn ratios(runs: &[Map<String, Value>]) -> String {
+    fn label(r: &Map<String, Value>) -> &str {
+        r.get("label").and_then(Value::as_str).unwrap_or("")
+    }
+    let mut rows = Vec::new();
+    for reference in runs.iter().filter(|r| label(r).starts_with("reference/")) {
+        let suffix = &label(reference)["reference/".len()..];
+        let Some(hubbub) = runs.iter().rev().find(|r| {
+            label(r).strip_prefix("memory/") == Some(suffix)
+                && r.get("scenario") == reference.get("scenario")
+                && SAME.iter().all(|k| r.get(*k) == reference.get(*k))
+        }) else {
+            continue;
+        };
+        let scenario = reference["scenario"].as_str().unwrap_or("?");
+        let params: Vec<String> = SAME
+            .iter()
+            .filter_map(|k| Some(format!("{k} {}", reference.get(*k)?)))
+            .collect();
+        for (s, key, what, target) in COMPARED.iter().filter(|c| c.0 == scenario) {
+            let (Some(r), Some(h)) = (
+                reference.get(*key).and_then(Value::as_f64),
+                hubbub.get(*key).and_then(Value::as_f64),
+            ) else {
+                continue;
+            };
+            let ratio = if r > 0.0 {
+                format!("{:.2}", h / r)
+            } else {
+                "—".into()
+            };
+            rows.push(format!(
+                "| {s} ({}) | {what} | {r} | {h} | **{ratio}** | {target} |",
+                params.join(", ")
+            ));
+        }
+    }
+    if rows.is_empty() {
+        return String::new();
+    }
+    let mut out = String::from(
+        "### Hubbub against the reference server (same run)\n\n\
+         | run | figure | reference | Hubbub | ratio | target |\n|---|---|---|---|---|---|\n",
+    );
+    for row in rows {
+        let _ = writeln!(out, "{row}");
+    }
+    out.push('\n');
     out
 }
 
