@@ -53,7 +53,7 @@ export interface SyncedState<S> {
  */
 export function useSyncedState<E extends EventMap, S>(
   topic: string | null | undefined,
-  options: { load: () => Promise<S> | S; apply: (state: S, pub: SyncedPublication<E>) => S },
+  options: { load: (at: Position) => Promise<S> | S; apply: (state: S, pub: SyncedPublication<E>) => S },
 ): SyncedState<S> {
   const client = useHubbub();
   const latest = useRef(options);
@@ -71,7 +71,7 @@ export function useSyncedState<E extends EventMap, S>(
       return undefined;
     }
     const synced = client.sync<E, S>(topic, {
-      load: () => latest.current.load(),
+      load: (at) => latest.current.load(at),
       apply: (state, pub) => latest.current.apply(state, pub),
     });
     let error: HubbubError | undefined;

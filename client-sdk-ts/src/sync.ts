@@ -19,11 +19,11 @@ export type SyncedPublication<E extends EventMap> = {
 export interface SyncOptions<E extends EventMap, S> {
   /**
    * Loads the state from the application (its API, its database). Called
-   * after the topic's position was read: publications after that position
-   * are applied on top of what it returns (those already in it are the app's
-   * to ignore, by `pub.offset`).
+   * after the topic's position (`at`) was read: publications after that
+   * position are applied on top of what it returns (those already in it are
+   * the app's to ignore, by `pub.offset`).
    */
-  load: () => Promise<S> | S;
+  load: (at: Position) => Promise<S> | S;
   /** Applies one publication; returns the next state (or the same, changed in place). */
   apply: (state: S, pub: SyncedPublication<E>) => S;
   /** Publications held while `load()` runs, at most (beyond: read from history). Default 10 000. */
@@ -119,7 +119,7 @@ export class Synced<E extends EventMap, S> extends Emitter<SyncEvents<S>> {
       const position = await this.host.position();
       if (run !== this.run) return;
       if (!this.sub) this.attach(this.host.subscribe({ since: position }));
-      const state = await this.options.load();
+      const state = await this.options.load({ ...position });
       if (run !== this.run) return;
       this.value = state;
       this.applied = { ...position };

@@ -1,6 +1,8 @@
-// A live bookings board: the connection state, one row per booking as
-// `booking.created` / `booking.updated` arrive, and a full reload from history
-// when the hub says publications were lost (`reset`).
+// A live bookings board: the connection state and one row per booking, kept
+// in step with the topic by `sync()`: the board is loaded (here from the
+// hub's history, in an app from its own API), then every publication after
+// the loaded position is applied in order, none twice, none missed; when the
+// hub says publications were lost, the board is loaded again.
 import { Hubbub, coalesce } from '@hubbub/client';
 
 const params = new URLSearchParams(location.search);
@@ -8,16 +10,17 @@ const hubUrl = params.get('hub') ?? `${location.protocol === 'https:' ? 'wss' : 
 const token = params.get('token') ?? '';
 const topic = params.get('topic') ?? 'bookings';
 const protocol = params.get('protocol') === 'msgpack' ? 'msgpack' : 'json';
+// Simulates a slow application API (ms before the load reads), to watch the handoff.
+const loadDelayMs = Number(params.get('loadDelay') ?? 0);
 
 const $ = (id) => document.getElementById(id);
 $('topic').textContent = topic;
 
-/** @type {Map<string, {id: string, guest?: string, seats?: number, status?: string, updatedAt?: number}>} */
-const bookings = new Map();
-let reloads = 0;
-
 const client = new Hubbub({ url: hubUrl, getToken: () => token, protocol });
-const sub = client.subscribe(topic);
+/** What the board knows about each load: the position read before it, and what it covered. */
+const loads = [];
+/** Every offset `sync` handed to `apply` (each once, in order). */
+const applied = [];
 
 // ---- connection state -------------------------------------------------------
 
@@ -39,19 +42,48 @@ client.on('connected', () => {
 
 // ---- bookings ------------------------------------------------------------------
 
-/** Applies one publication to the board. Idempotent: applying it twice changes nothing. */
-function apply(pub) {
+/**
+ * The board's state: a row per booking, and `upTo`, the offset of the newest
+ * publication the load already covered (older ones are ignored when applied).
+ * @typedef {{ rows: Map<string, {id: string, guest?: string, seats?: number, status?: string, updatedAt?: number}>, upTo: number }} Board
+ */
+
+/**
+ * Loads the board. An app would call its own API; this example reads the
+ * hub's history. `at` is the topic's position read just before the load.
+ */
+async function load(at) {
+  if (loadDelayMs > 0) await new Promise((r) => setTimeout(r, loadDelayMs));
+  const { publications, position } = await client.history(topic, { limit: 1000 });
+  /** @type {Board} */
+  const board = { rows: new Map(), upTo: position.offset };
+  for (const pub of publications) applyRow(board.rows, pub);
+  loads.push({ readAt: at.offset, upTo: position.offset });
+  log(`loaded ${board.rows.size} bookings up to ${position.offset}`);
+  return board;
+}
+
+/** Applies one publication (`sync` passes its offset; older than the load: already in it). */
+function apply(board, pub) {
+  applied.push(pub.offset);
+  if (pub.offset <= board.upTo) return board;
+  applyRow(board.rows, pub);
+  return board;
+}
+
+function applyRow(rows, pub) {
   const data = pub.data ?? {};
   if (typeof data.id !== 'string' && typeof data.id !== 'number') return;
   const id = String(data.id);
   if (pub.event === 'booking.created' || pub.event === 'booking.updated') {
-    bookings.set(id, { ...bookings.get(id), ...data, id, updatedAt: pub.ts });
+    rows.set(id, { ...rows.get(id), ...data, id, updatedAt: pub.ts });
   }
 }
 
 // Bursts of events (a bulk import) re-render once per animation-sized window.
 const render = coalesce(
   () => {
+    const bookings = synced.state?.rows ?? new Map();
     const rows = [...bookings.values()].sort((a, b) => a.id.localeCompare(b.id, undefined, { numeric: true }));
     const tbody = $('rows');
     const existing = new Map([...tbody.children].map((tr) => [tr.dataset.bookingId, tr]));
@@ -74,44 +106,20 @@ const render = coalesce(
     $('count').textContent = String(bookings.size);
     $('board').hidden = bookings.size === 0;
     $('empty').hidden = bookings.size !== 0;
-    const pos = sub.position;
+    const pos = synced.position;
     $('position').textContent = pos ? `${pos.epoch}:${pos.offset}` : '–';
-    $('reloads').textContent = String(reloads);
+    $('reloads').textContent = String(loads.length);
   },
   { waitMs: 16, maxWaitMs: 100 },
 );
 
-let reloading = null; // publications that arrive during a reload, re-applied after it
-sub.on('publication', (pub) => {
-  reloading?.push(pub);
-  apply(pub);
-  render();
-});
-
-/** Rebuilds the board from the hub's history (on first load and after `reset`). */
-async function reload(why) {
-  log(`reload (${why})`);
-  reloading = [];
-  try {
-    const { publications, position } = await sub.history({ limit: 1000 });
-    bookings.clear();
-    for (const pub of publications) apply(pub);
-    for (const pub of reloading) if (pub.offset > position.offset) apply(pub);
-    reloads += 1;
-  } catch (err) {
-    log(`reload failed: ${err.code ?? ''} ${err.message}`);
-  } finally {
-    reloading = null;
-    render();
-  }
+let synced = null;
+if (token) {
+  synced = client.sync(topic, { load, apply });
+  synced.on('change', () => render());
+  synced.on('status', (status) => log(`board ${status}`));
+  synced.on('error', (err) => log(`board: ${err.code} ${err.message}`));
 }
-
-sub.on('subscribed', ({ recovered }) => {
-  // The first subscribe has nothing to recover: load what happened before the page opened.
-  if (recovered === undefined && reloads === 0) void reload('initial');
-});
-sub.on('reset', () => void reload('reset: publications were lost'));
-sub.on('error', (err) => log(`subscription failed: ${err.code} ${err.message}`));
 
 function log(text) {
   const li = document.createElement('li');
@@ -126,4 +134,4 @@ if (!token) {
   client.connect();
 }
 // For the console (and tests).
-window.board = { client, sub, bookings };
+window.board = { client, get synced() { return synced; }, loads, applied };

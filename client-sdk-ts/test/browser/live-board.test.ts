@@ -1,9 +1,10 @@
 /**
- * The example page in headless Chromium against a real hub: bookings appear as
- * they are published; the hub kicks the page's connection (POST
- * /api/v1/disconnect) while a proxy between page and hub refuses its
- * reconnects; more bookings are published meanwhile; after the proxy lets it
- * through, every booking is on the board exactly once.
+ * The example page in headless Chromium against a real hub: the board starts
+ * (with `sync()`) while bookings are being published, and shows each exactly
+ * once; bookings appear as they are published; the hub kicks the page's
+ * connection (POST /api/v1/disconnect) while a proxy between page and hub
+ * refuses its reconnects; more bookings are published meanwhile; after the
+ * proxy lets it through, every booking is on the board exactly once.
  */
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
@@ -169,6 +170,60 @@ describe('live board example', () => {
     });
     await page.close();
   });
+  it('starts while bookings are being published: every booking once, none missing', async () => {
+    const topic = 'bookings:flowing';
+    const token = mintToken(hub.secret, { sub: 'flow-viewer', subscribe: ['bookings:*'] });
+    const publisher = new HubbubPublisher({ url: hub.httpUrl, apiKey: hub.apiKey });
+    let n = 0;
+    let flowing = true;
+    const flow = (async () => {
+      while (flowing) {
+        n += 1;
+        await publisher.publish(topic, 'booking.created', { id: `f${n}`, guest: `Guest ${n}`, seats: 2 });
+        await new Promise((r) => setTimeout(r, 10));
+      }
+    })();
+    while (n < 10) await new Promise((r) => setTimeout(r, 10));
+
+    const page = await context.newPage();
+    // A slow load (400 ms, as an application API might be): bookings land during it.
+    const query = new URLSearchParams({ hub: hub.wsUrl, token, topic, loadDelay: '400' });
+    await scenario('flowing', page, async () => {
+      await page.goto(`${web.url}/examples/live-board/?${query}`);
+      await page.waitForFunction(
+        () => (window as unknown as { board: { synced: { status: string } } }).board.synced.status === 'live',
+        undefined,
+        { timeout: 15_000 },
+      );
+      await new Promise((r) => setTimeout(r, 500));
+      flowing = false;
+      await flow;
+      await rowsExactly(page, n);
+      const ids = await rowIds(page);
+      expect(ids).toEqual(Array.from({ length: n }, (_, i) => `f${i + 1}`));
+      expect(new Set(ids).size).toBe(n);
+      expect(await page.textContent('#count')).toBe(String(n));
+      expect(await page.textContent('#position')).toMatch(new RegExp(`:${n}$`));
+      const loads = await page.evaluate(
+        () => (window as unknown as { board: { loads: Array<{ readAt: number; upTo: number }> } }).board.loads,
+      );
+      expect(loads).toHaveLength(1);
+      // sync() handed apply() every offset after the position it read, once each, in order.
+      const applied = await page.evaluate(() => (window as unknown as { board: { applied: number[] } }).board.applied);
+      expect(applied).toEqual(Array.from({ length: n - loads[0]!.readAt }, (_, i) => loads[0]!.readAt + 1 + i));
+      // Publications landed between the position read and the load's own read.
+      expect(loads[0]!.upTo).toBeGreaterThan(loads[0]!.readAt);
+      console.log(
+        `live board handoff: ${n} bookings, position read at ${loads[0]!.readAt}, load covered up to ${loads[0]!.upTo}, ` +
+          `${n - loads[0]!.upTo} applied after it; apply() saw ${applied.length} offsets (${applied[0]}..${applied.at(-1)}), ` +
+          `rows on the board: ${ids.length}, distinct ${new Set(ids).size}`,
+      );
+    });
+    flowing = false;
+    await flow;
+    await page.close();
+  });
+
   it('does not retry while the browser is offline, and recovers at once when it is back online', async () => {
     const user = 'offline-viewer';
     const topic = 'bookings:offline';

@@ -37,7 +37,14 @@ export interface Claims {
 }
 
 /** Starts a hub; rejects with its logs when it does not print its address within `deadlineMs`. */
-export async function startHub(options: { deadlineMs?: number; extraToml?: string } = {}): Promise<RunningHub> {
+/** The Redis the Redis-engine tests use: `HUBBUB_TEST_REDIS_URL`, default `redis://127.0.0.1:6379`. */
+export const REDIS_URL = process.env.HUBBUB_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
+
+export type Engine = 'memory' | 'redis';
+
+export async function startHub(
+  options: { deadlineMs?: number; extraToml?: string; engine?: Engine } = {},
+): Promise<RunningHub> {
   if (!existsSync(HUBBUB_BIN)) {
     throw new Error(
       `hub binary not found at ${HUBBUB_BIN}: build it with \`cargo build -p hubbub --bin hubbub\` or set HUBBUB_BIN`,
@@ -50,7 +57,7 @@ export async function startHub(options: { deadlineMs?: number; extraToml?: strin
   await writeFile(
     config,
     `listen = "127.0.0.1:0"
-
+${options.engine === 'redis' ? `redis_url = "${REDIS_URL}"\n\n[redis]\nkey_prefix = "sdk-${randomBytes(6).toString('hex')}"\n` : ''}
 [auth]
 jwt_algorithm = "HS256"
 jwt_secret = "${secret}"
@@ -100,6 +107,19 @@ ${options.extraToml ?? ''}`,
   } catch (err) {
     await cleanup();
     throw err;
+  }
+  if (options.engine === 'redis') {
+    // Ready only once its Redis pub/sub path is verified.
+    const deadline = Date.now() + (options.deadlineMs ?? 15_000);
+    for (;;) {
+      const ok = await fetch(`${httpUrl}/readyz`).then((r) => r.ok, () => false);
+      if (ok) break;
+      if (Date.now() > deadline) {
+        await cleanup();
+        throw new Error(`hub on Redis ${REDIS_URL} not ready in time:\n${stderr}`);
+      }
+      await new Promise((r) => setTimeout(r, 50));
+    }
   }
   const wsUrl = `${httpUrl.replace(/^http/, 'ws')}/ws`;
   return {
