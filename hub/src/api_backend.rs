@@ -80,21 +80,31 @@ impl HubBackend {
 impl Backend for HubBackend {
     type Principal = Principal;
 
+    /// `limits.api_rate` applies per caller: per API key (by name) and per
+    /// user token (by `sub`), in separate key spaces.
     fn authenticate(&self, bearer: &str) -> Result<Principal, ApiError> {
-        if let Some(key) = self.0.api_keys.lookup(bearer) {
-            if !self.0.api_limiter.allow(&key.name) {
-                self.0
-                    .metrics
-                    .rejected(crate::metrics::Rejection::RateLimited);
-                return Err(self.fail(HubError::RateLimited));
+        let (who, bucket): (Principal, Arc<str>) = match self.0.api_keys.lookup(bearer) {
+            Some(key) => (
+                Principal::ApiKey(key.clone()),
+                Arc::from(format!("key:{}", key.name)),
+            ),
+            None => {
+                let user = self
+                    .0
+                    .verifier
+                    .verify(bearer)
+                    .map_err(|e| self.fail(HubError::Auth(e)))?;
+                let bucket = Arc::from(format!("user:{}", user.user));
+                (Principal::User(user), bucket)
             }
-            return Ok(Principal::ApiKey(key.clone()));
+        };
+        if !self.0.api_limiter.allow(&bucket) {
+            self.0
+                .metrics
+                .rejected(crate::metrics::Rejection::RateLimited);
+            return Err(self.fail(HubError::RateLimited));
         }
-        self.0
-            .verifier
-            .verify(bearer)
-            .map(Principal::User)
-            .map_err(|e| self.fail(HubError::Auth(e)))
+        Ok(who)
     }
 
     /// Only API keys with `operator = true`; a JWT never is one.

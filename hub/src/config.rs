@@ -453,7 +453,8 @@ pub struct Limits {
     pub command_rate: usize,
     /// Commands a connection may send in a burst above `command_rate` (default 200).
     pub command_burst: usize,
-    /// REST requests per second per API key, burst twice that; more get 429 (0 = no limit, the default).
+    /// REST requests per second per caller (API key, or user token by `sub`),
+    /// burst twice that; more get 429 (0 = no limit, the default).
     pub api_rate: usize,
     /// Largest REST request body (1 KiB ..= 64 MiB; default 1 MiB, at least `max_frame_bytes`).
     pub max_request_bytes: usize,
