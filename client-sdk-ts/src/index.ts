@@ -2,8 +2,10 @@
  * `@hubbub/client`: the TypeScript SDK of the Hubbub realtime hub.
  *
  * # Layout
- * - `client.ts`: {@link Hubbub}, the connection state machine (reconnect, token
- *   refresh, liveness, commands with deadlines).
+ * - `client.ts`: {@link Hubbub}, the API an app calls, composing the parts below.
+ * - `connection.ts`: the connection state machine (reconnect, transport
+ *   fallback, generation checks, token refresh, liveness, commands with
+ *   deadlines, SSE stream replacement).
  * - `topics.ts`: subscriptions on the wire (subscribe, retry, resync, release,
  *   frame routing); `feed.ts`: one topic's stream (positions, de-duplication,
  *   gap recovery); `subscription.ts`: {@link Subscription}, the typed handle.
