@@ -43,21 +43,30 @@ export const REDIS_URL = process.env.HUBBUB_TEST_REDIS_URL ?? 'redis://127.0.0.1
 export type Engine = 'memory' | 'redis';
 
 export async function startHub(
-  options: { deadlineMs?: number; extraToml?: string; engine?: Engine } = {},
+  options: {
+    deadlineMs?: number;
+    extraToml?: string;
+    engine?: Engine;
+    /** Redis engine: the server (default {@link REDIS_URL}) and key prefix (default: a new one). */
+    redisUrl?: string;
+    keyPrefix?: string;
+    /** The same secret and API key as a hub this one replaces (a restart). */
+    like?: RunningHub;
+  } = {},
 ): Promise<RunningHub> {
   if (!existsSync(HUBBUB_BIN)) {
     throw new Error(
       `hub binary not found at ${HUBBUB_BIN}: build it with \`cargo build -p hubbub --bin hubbub\` or set HUBBUB_BIN`,
     );
   }
-  const secret = randomBytes(24).toString('hex'); // 48 chars
-  const apiKey = `sk_test_${randomBytes(16).toString('hex')}`;
+  const secret = options.like?.secret ?? randomBytes(24).toString('hex'); // 48 chars
+  const apiKey = options.like?.apiKey ?? `sk_test_${randomBytes(16).toString('hex')}`;
   const dir = await mkdtemp(join(tmpdir(), 'hubbub-sdk-'));
   const config = join(dir, 'hubbub.toml');
   await writeFile(
     config,
     `listen = "127.0.0.1:0"
-${options.engine === 'redis' ? `redis_url = "${REDIS_URL}"\n\n[redis]\nkey_prefix = "sdk-${randomBytes(6).toString('hex')}"\n` : ''}
+${options.engine === 'redis' ? `redis_url = "${options.redisUrl ?? REDIS_URL}"\n\n[redis]\nkey_prefix = "${options.keyPrefix ?? `sdk-${randomBytes(6).toString('hex')}`}"\n` : ''}
 [auth]
 jwt_algorithm = "HS256"
 jwt_secret = "${secret}"
@@ -116,7 +125,7 @@ ${options.extraToml ?? ''}`,
       if (ok) break;
       if (Date.now() > deadline) {
         await cleanup();
-        throw new Error(`hub on Redis ${REDIS_URL} not ready in time:\n${stderr}`);
+        throw new Error(`hub on Redis ${options.redisUrl ?? REDIS_URL} not ready in time:\n${stderr}`);
       }
       await new Promise((r) => setTimeout(r, 50));
     }

@@ -1,7 +1,8 @@
 /**
- * A TCP proxy in front of the hub for the browser test: while paused it
- * refuses new connections (closes them at once) and keeps existing ones, so a
- * page that was kicked stays away until the test resumes it.
+ * A TCP proxy in front of the hub for the browser and integration tests:
+ * while paused it refuses new connections (closes them at once) and keeps
+ * existing ones, so a page that was kicked stays away until the test resumes
+ * it; its upstream can change, so clients keep one address across a hub restart.
  */
 import { connect, createServer, type Socket } from 'node:net';
 
@@ -13,6 +14,8 @@ export interface Proxy {
   refused: number;
   pause(): void;
   resume(): void;
+  /** Sends new connections to another port (a restarted hub). */
+  setUpstream(port: number): void;
   close(): Promise<void>;
 }
 
@@ -47,6 +50,7 @@ export async function startProxy(upstreamPort: number): Promise<Proxy> {
     refused: 0,
     pause: () => void (paused = true),
     resume: () => void (paused = false),
+    setUpstream: (port) => void (upstreamPort = port),
     close: () =>
       new Promise<void>((r) => {
         for (const s of sockets) s.destroy();
