@@ -357,4 +357,33 @@ describe('subscriptions', () => {
     expect(FakeWebSocket.last.lastOf('subscribe')).toMatchObject({ since: { epoch: 'e1', offset: 10 } });
     expect(FakeWebSocket.last.lastOf('subscribe').latest).toBeUndefined();
   });
+
+  it('with latest: true, asks for the newest again when publications were lost (recovered: false)', async () => {
+    const { client, ws } = await connected({}, { ping_interval: 0 });
+    const sub = client.subscribe('bookings:42', { latest: true });
+    const seen: string[] = [];
+    sub.on('publication', (p) => seen.push(`${p.offset}${p.latest ? '*' : ''}`));
+    sub.on('reset', () => seen.push('reset'));
+    await settle();
+    const { type: _t, ...p3 } = pub(3);
+    ws.reply(ws.lastOf('subscribe'), { type: 'subscribed', topic: 'bookings:42', position: { epoch: 'e1', offset: 3 }, publications: [p3] });
+    await settle();
+    ws.serverClose(1006);
+    await vi.advanceTimersByTimeAsync(1500);
+    const ws2 = FakeWebSocket.last;
+    ws2.handshake({ ping_interval: 0 });
+    await settle();
+    ws2.reply(ws2.lastOf('subscribe'), { type: 'subscribed', topic: 'bookings:42', position: { epoch: 'e2', offset: 7 }, recovered: false, publications: [] });
+    await settle();
+    ws2.reply(ws2.lastOf('unsubscribe'), { type: 'unsubscribed', topic: 'bookings:42' });
+    await settle();
+    const again = ws2.lastOf('subscribe');
+    expect(again).toMatchObject({ latest: true });
+    expect(again.since).toBeUndefined();
+    const { type: _u, ...p7 } = pub(7);
+    ws2.reply(again, { type: 'subscribed', topic: 'bookings:42', position: { epoch: 'e2', offset: 7 }, publications: [p7] });
+    await settle();
+    ws2.push(pub(8));
+    expect(seen).toEqual(['3*', 'reset', '7*', '8']);
+  });
 });
