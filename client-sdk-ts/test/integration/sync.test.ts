@@ -71,8 +71,8 @@ describe.each<Engine>(['memory', 'redis'])('on the %s engine', (engine) => {
     return { synced, applied, loads: () => loads };
   }
 
-  it('hands off from load() to the stream while publications flow: none missed, none twice', async () => {
-    const topic = `guests:handoff-${engine}-${run}`;
+  it.each(['websocket', 'sse'] as const)('hands off from load() to the stream while publications flow over %s: none missed, none twice', async (transport) => {
+    const topic = `guests:handoff-${transport}-${engine}-${run}`;
     const app = application(topic);
     for (let i = 0; i < 20; i++) await app.add();
     let flowing = true;
@@ -82,7 +82,11 @@ describe.each<Engine>(['memory', 'redis'])('on the %s engine', (engine) => {
         await new Promise((r) => setTimeout(r, 5));
       }
     })();
-    const tracked = trackedClient(hub, { sub: 'guest-screen', subscribe: ['guests:*'] });
+    const tracked = trackedClient(
+      hub,
+      { sub: 'guest-screen', subscribe: ['guests:*'] },
+      { transports: [transport], sseUrl: hub.sseUrl },
+    );
     open.push(tracked);
     const { synced, applied, loads } = syncList(tracked, topic, app.db, 300);
     await waitFor('live', () => synced.status === 'live', 15_000);
@@ -97,6 +101,7 @@ describe.each<Engine>(['memory', 'redis'])('on the %s engine', (engine) => {
     expect(applied).toEqual(Array.from({ length: applied.length }, (_, i) => (applied[0] as number) + i));
     expect(applied.at(-1)).toBe(total);
     expect(loads()).toBe(1);
+    expect(tracked.client.transportKind).toBe(transport);
     synced.close();
   });
 
