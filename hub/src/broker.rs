@@ -1,13 +1,17 @@
 //! The broker: where publications get their offsets, where history, idempotency
 //! keys and presence live, and how publications reach the nodes that serve a
 //! topic. [`Broker`] is implemented by [`memory::MemoryBroker`] (one node, the
-//! default) and by the Redis engine; both deliver to local subscribers through
-//! the [`Registry`](crate::registry::Registry).
+//! default) and by the Redis engine. An engine never sees a socket: it hands
+//! what reaches this node to a [`Delivery`] (the node's registry of local
+//! subscribers implements it), so the engines depend on this narrow
+//! interface only.
 
 #[cfg(test)]
 pub(crate) mod contract;
 pub mod memory;
 pub mod redis;
+#[cfg(test)]
+pub(crate) mod testing;
 
 use std::fmt;
 use std::sync::Arc;
@@ -16,6 +20,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use async_trait::async_trait;
 use serde_json::Value;
 
+use crate::fanout::Broadcast;
 use crate::protocol::CloseCode;
 use crate::protocol::frames::{Member, PositionWire, PublicationWire};
 use crate::topic::Topic;
@@ -198,6 +203,40 @@ pub enum BrokerError {
     /// Stored data is not what this hub wrote.
     #[error("corrupt broker data: {0}")]
     Corrupt(String),
+}
+
+/// This node's local counts, for node listings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct LocalCounts {
+    /// Open connections.
+    pub connections: usize,
+    /// (connection, topic) subscriptions.
+    pub subscriptions: usize,
+    /// Topics with local subscribers.
+    pub topics: usize,
+}
+
+/// What an engine may do to this node's local subscribers, and all it may
+/// know about them. Every method is synchronous and never blocks: an engine
+/// calls [`Delivery::deliver`] under its per-topic ordering lock.
+pub trait Delivery: Send + Sync + fmt::Debug + 'static {
+    /// Queues `broadcast` to every local subscriber of its topic (the same
+    /// encoded bytes for all); returns how many got it.
+    fn deliver(&self, broadcast: &Arc<Broadcast>) -> usize;
+
+    /// Tells every local subscriber of `topic` to re-subscribe with `since`
+    /// (close 4201 `rebalance`): this node cannot vouch for what they got.
+    /// Returns how many were told.
+    fn rebalance(&self, topic: &Topic) -> usize;
+
+    /// Whether `topic` has a local subscriber.
+    fn has_subscribers(&self, topic: &Topic) -> bool;
+
+    /// Closes every local connection of `user` with `code`; returns how many.
+    fn disconnect_user(&self, user: &str, code: CloseCode) -> usize;
+
+    /// This node's counts.
+    fn counts(&self) -> LocalCounts;
 }
 
 /// The operations every engine provides.

@@ -8,9 +8,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use dashmap::DashMap;
 
+use crate::broker::{Delivery, LocalCounts};
 use crate::connection::{ConnHandle, ConnId, PushOutcome};
 use crate::fanout::{Broadcast, Outgoing};
 use crate::metrics::Metrics;
+use crate::protocol::CloseCode;
 use crate::topic::Topic;
 
 /// Local connections and topic subscribers.
@@ -167,6 +169,39 @@ impl Registry {
     /// Number of topics with local subscribers.
     pub fn topic_count(&self) -> usize {
         self.topics.len()
+    }
+}
+
+/// The engines' view of this node: deliver, rebalance, disconnect, count.
+impl Delivery for Registry {
+    fn deliver(&self, broadcast: &Arc<Broadcast>) -> usize {
+        self.broadcast(broadcast)
+    }
+
+    fn rebalance(&self, topic: &Topic) -> usize {
+        self.subscribers(topic)
+            .iter()
+            .filter(|c| c.close(CloseCode::Rebalance))
+            .count()
+    }
+
+    fn has_subscribers(&self, topic: &Topic) -> bool {
+        Registry::has_subscribers(self, topic)
+    }
+
+    fn disconnect_user(&self, user: &str, code: CloseCode) -> usize {
+        self.user_connections(user)
+            .iter()
+            .filter(|c| c.close(code))
+            .count()
+    }
+
+    fn counts(&self) -> LocalCounts {
+        LocalCounts {
+            connections: self.connection_count(),
+            subscriptions: self.subscription_count(),
+            topics: self.topic_count(),
+        }
     }
 }
 

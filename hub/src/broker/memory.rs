@@ -20,13 +20,12 @@ use async_trait::async_trait;
 use dashmap::DashMap;
 
 use super::{
-    Broker, BrokerError, Epoch, HistoryPage, NodeInfo, Position, Publication, PublishRequest,
-    Recovery, TopicOptions, now_ms,
+    Broker, BrokerError, Delivery, Epoch, HistoryPage, NodeInfo, Position, Publication,
+    PublishRequest, Recovery, TopicOptions, now_ms,
 };
 use crate::fanout::Broadcast;
 use crate::protocol::CloseCode;
 use crate::protocol::frames::Member;
-use crate::registry::Registry;
 use crate::topic::Topic;
 
 /// How often idle topics are swept.
@@ -114,7 +113,7 @@ impl TopicState {
 #[derive(Debug)]
 pub struct MemoryBroker {
     topics: DashMap<Topic, Arc<Mutex<TopicState>>>,
-    registry: Arc<Registry>,
+    delivery: Arc<dyn Delivery>,
 }
 
 fn lock(state: &Mutex<TopicState>) -> MutexGuard<'_, TopicState> {
@@ -122,12 +121,13 @@ fn lock(state: &Mutex<TopicState>) -> MutexGuard<'_, TopicState> {
 }
 
 impl MemoryBroker {
-    /// A broker delivering to `registry`, with its idle-topic sweeper running
-    /// on the current Tokio runtime for as long as the broker lives.
-    pub fn start(registry: Arc<Registry>) -> Arc<MemoryBroker> {
+    /// A broker delivering to `delivery` (the node's registry), with its
+    /// idle-topic sweeper running on the current Tokio runtime for as long as
+    /// the broker lives.
+    pub fn start(delivery: Arc<dyn Delivery>) -> Arc<MemoryBroker> {
         let broker = Arc::new(MemoryBroker {
             topics: DashMap::new(),
-            registry,
+            delivery,
         });
         let weak: Weak<MemoryBroker> = Arc::downgrade(&broker);
         tokio::spawn(async move {
@@ -157,7 +157,7 @@ impl MemoryBroker {
         let before = self.topics.len();
         self.topics.retain(|topic, state| {
             let Ok(s) = state.try_lock() else { return true };
-            !s.idle_for(now) || self.registry.has_subscribers(topic)
+            !s.idle_for(now) || self.delivery.has_subscribers(topic)
         });
         before - self.topics.len()
     }
@@ -202,8 +202,7 @@ impl Broker for MemoryBroker {
         s.keep_for = req.options.history_ttl.max(req.options.idempotency_window);
         let position = s.position();
         // Delivered under the topic's lock: fan-out order is offset order.
-        self.registry
-            .broadcast(&Broadcast::publication(publication));
+        self.delivery.deliver(&Broadcast::publication(publication));
         Ok(position)
     }
 
@@ -274,8 +273,8 @@ impl Broker for MemoryBroker {
         let mut s = lock(&state);
         s.presence.insert(member.client_id.clone(), member.clone());
         if announce {
-            self.registry
-                .broadcast(&Broadcast::presence(topic.clone(), member, true));
+            self.delivery
+                .deliver(&Broadcast::presence(topic.clone(), member, true));
         }
         Ok(())
     }
@@ -290,8 +289,8 @@ impl Broker for MemoryBroker {
         let mut s = lock(&state);
         s.last_active = Instant::now();
         if s.presence.remove(&member.client_id).is_some() && announce {
-            self.registry
-                .broadcast(&Broadcast::presence(topic.clone(), member, false));
+            self.delivery
+                .deliver(&Broadcast::presence(topic.clone(), member, false));
         }
         Ok(())
     }
@@ -307,8 +306,7 @@ impl Broker for MemoryBroker {
     }
 
     async fn disconnect_user(&self, user: &str, code: CloseCode) -> Result<usize, BrokerError> {
-        let conns = self.registry.user_connections(user);
-        Ok(conns.iter().filter(|c| c.close(code)).count())
+        Ok(self.delivery.disconnect_user(user, code))
     }
 
     async fn nodes(&self, local: NodeInfo) -> Result<Vec<NodeInfo>, BrokerError> {
@@ -334,6 +332,7 @@ mod proptests {
     use crate::connection::{ConnHandle, ConnId};
     use crate::fanout::{BroadcastKind, Outgoing};
     use crate::metrics::Metrics;
+    use crate::registry::Registry;
     use proptest::prelude::*;
 
     fn options(history_size: usize) -> TopicOptions {

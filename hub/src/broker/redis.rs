@@ -8,7 +8,8 @@
 //! - `scripts`: the Lua scripts (atomic publish, snapshot read, presence).
 //! - `wire`: the byte formats stored and published.
 //! - `store`: the commands, Redis errors mapped to [`BrokerError`].
-//! - `router`: watched topics, per-topic epoch/offset tracking, local delivery.
+//! - `router`: watched topics, whether each route is confirmed, what the
+//!   node has of each stream, local delivery through [`Delivery`].
 //! - `tasks`: background work (pub/sub listener, resubscribe on reconnect,
 //!   probe, heartbeats, presence refresh, lazy unsubscribe).
 //! - `control`: cross-node disconnects and the node list.
@@ -35,14 +36,14 @@ use fred::prelude::{
 };
 
 use super::{
-    Broker, BrokerError, HistoryPage, NodeInfo, Position, PublishRequest, Recovery, TopicOptions,
+    Broker, BrokerError, Delivery, Epoch, HistoryPage, NodeInfo, Position, PublishRequest,
+    Recovery, TopicOptions,
 };
 use crate::protocol::CloseCode;
 use crate::protocol::frames::Member;
-use crate::registry::Registry;
 use crate::topic::Topic;
 use keys::Keys;
-use router::Router;
+use router::{Router, Step};
 use store::{ReadMode, Store, unavailable};
 
 /// How long a command may take before the caller gets `unavailable`.
@@ -81,7 +82,7 @@ pub struct RedisBroker {
     store: Store,
     subscriber: Client,
     router: Router,
-    registry: Arc<Registry>,
+    delivery: Arc<dyn Delivery>,
     node: Arc<str>,
     options: RedisOptions,
     /// Redis Cluster (the control channel's receiver count is per shard there).
@@ -135,20 +136,36 @@ impl RedisBroker {
     /// becomes ready when it answers) and starts the engine's tasks on the
     /// current Tokio runtime. Fails only on a URL fred cannot use.
     pub fn start(
-        registry: Arc<Registry>,
+        delivery: Arc<dyn Delivery>,
         options: RedisOptions,
     ) -> Result<Arc<RedisBroker>, BrokerError> {
-        let config = RedisConfig::from_url(&options.url)
-            .map_err(|e| BrokerError::Unavailable(format!("redis_url: {e}")))?;
+        RedisBroker::start_with(delivery, options, None)
+    }
+
+    /// [`RedisBroker::start`], with the pub/sub connection made to
+    /// `subscriber_url` when given (tests put a fault-injecting proxy there).
+    pub(crate) fn start_with(
+        delivery: Arc<dyn Delivery>,
+        options: RedisOptions,
+        subscriber_url: Option<&str>,
+    ) -> Result<Arc<RedisBroker>, BrokerError> {
+        let parse = |url: &str| {
+            RedisConfig::from_url(url)
+                .map_err(|e| BrokerError::Unavailable(format!("redis_url: {e}")))
+        };
+        let config = parse(&options.url)?;
         let sharded = config.server.is_clustered();
         let commands = client(&config, false)?;
-        let subscriber = client(&config, false)?;
+        let subscriber = match subscriber_url {
+            Some(url) => client(&parse(url)?, false)?,
+            None => client(&config, false)?,
+        };
         let keys = Keys::new(&options.key_prefix);
         let broker = Arc::new(RedisBroker {
             store: Store::new(commands, keys),
             subscriber,
-            router: Router::new(registry.clone()),
-            registry,
+            router: Router::new(delivery.clone()),
+            delivery,
             node: options.node.clone(),
             options,
             sharded,
@@ -186,6 +203,95 @@ impl RedisBroker {
         };
         r.map_err(unavailable)
     }
+
+    /// Has `topic`'s route confirmed before returning: its channel is
+    /// subscribed and the base of what this node has was read after that.
+    /// One confirmation per topic is in flight at a time and every
+    /// concurrent caller awaits it; a failed one is retried once by a waiter
+    /// and never leaves the topic marked routed.
+    async fn route(&self, topic: &Topic) -> Result<(), BrokerError> {
+        let mut failures = 0;
+        loop {
+            match self.router.begin(topic) {
+                Step::Ready => return Ok(()),
+                Step::Wait(mut done) => {
+                    if done.wait_for(|ok| *ok).await.is_ok() {
+                        return Ok(());
+                    }
+                    failures += 1;
+                }
+                Step::Lead { id, done } => {
+                    let pending = Pending {
+                        router: &self.router,
+                        topic,
+                        id,
+                    };
+                    let base = self.confirm(topic).await;
+                    match base {
+                        Ok(base) => {
+                            std::mem::forget(pending);
+                            if self.router.confirmed(topic, id, &base) {
+                                done.send_replace(true);
+                                return Ok(());
+                            }
+                            // Unrouted meanwhile (the sweep saw no subscriber): again.
+                        }
+                        Err(e) => {
+                            drop(pending);
+                            if failures > 0 {
+                                return Err(e);
+                            }
+                            failures += 1;
+                        }
+                    }
+                }
+            }
+            if failures > 1 {
+                return Err(BrokerError::Unavailable(
+                    "redis: the topic's subscription could not be confirmed".into(),
+                ));
+            }
+        }
+    }
+
+    /// Subscribes `topic`'s channel, then reads its position (the base).
+    async fn confirm(&self, topic: &Topic) -> Result<Position, BrokerError> {
+        {
+            let _serial = self.subscriptions.lock().await;
+            lock(&self.unwatch_pending).remove(topic);
+            self.subscribe_channel(self.keys().channel(topic), true)
+                .await?;
+        }
+        let snap = self
+            .store
+            .read(topic, ReadMode::Position, &RESYNC_OPTIONS)
+            .await?;
+        Ok(snap.position)
+    }
+
+    /// `topic`'s offset went backwards in `epoch`: moves it to a new epoch.
+    async fn roll_forward(&self, topic: &Topic, epoch: &Epoch) {
+        match self.store.new_epoch(topic, epoch).await {
+            Ok(moved) => {
+                tracing::warn!(topic = %topic, old = %epoch, moved, "offset went backwards: new epoch");
+            }
+            Err(e) => tracing::warn!(topic = %topic, error = %e, "cannot start a new epoch"),
+        }
+    }
+}
+
+/// A route confirmation in flight; dropped before it completes (failed, or
+/// its caller went away), it lets the next caller confirm.
+struct Pending<'a> {
+    router: &'a Router,
+    topic: &'a Topic,
+    id: u64,
+}
+
+impl Drop for Pending<'_> {
+    fn drop(&mut self) {
+        self.router.abandon(self.topic, self.id);
+    }
 }
 
 /// Options for reads that are not tied to a namespace (resync after a
@@ -208,12 +314,7 @@ impl Broker for RedisBroker {
     }
 
     async fn watch(&self, topic: &Topic) -> Result<(), BrokerError> {
-        let _serial = self.subscriptions.lock().await;
-        lock(&self.unwatch_pending).remove(topic);
-        // Tracked even if SUBSCRIBE fails: the next resubscribe retries it.
-        self.router.track(topic);
-        self.subscribe_channel(self.keys().channel(topic), true)
-            .await
+        self.route(topic).await
     }
 
     async fn unwatch(&self, topic: &Topic) -> Result<(), BrokerError> {
@@ -235,8 +336,12 @@ impl Broker for RedisBroker {
             },
             None => ReadMode::Position,
         };
+        // Every local subscriber reads only once the topic's route is
+        // confirmed, whichever of them asked for it first.
+        if self.delivery.has_subscribers(topic) {
+            self.route(topic).await?;
+        }
         let snap = self.store.read(topic, mode, options).await?;
-        self.router.note(topic, &snap.position);
         let position = snap.position;
         let Some(since) = since else {
             return Ok(Recovery::new(position, Some(Vec::new())));

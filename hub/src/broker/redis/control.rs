@@ -20,11 +20,12 @@ const NODE_TTL: Duration = Duration::from_secs(3 * HEARTBEAT.as_secs());
 const ANSWER_WAIT: Duration = Duration::from_secs(2);
 
 fn local_info(b: &RedisBroker) -> NodeInfo {
+    let counts = b.delivery.counts();
     NodeInfo {
         name: b.node.to_string(),
-        connections: b.registry.connection_count(),
-        subscriptions: b.registry.subscription_count(),
-        topics: b.registry.topic_count(),
+        connections: counts.connections,
+        subscriptions: counts.subscriptions,
+        topics: counts.topics,
         uptime_secs: b.started.elapsed().as_secs(),
     }
 }
@@ -114,12 +115,7 @@ pub(super) async fn disconnect_user(
     user: &str,
     code: CloseCode,
 ) -> Result<usize, BrokerError> {
-    let local = b
-        .registry
-        .user_connections(user)
-        .iter()
-        .filter(|c| c.close(code))
-        .count();
+    let local = b.delivery.disconnect_user(user, code);
     let expected = nodes(b, local_info(b))
         .await?
         .iter()
@@ -166,12 +162,7 @@ pub(super) async fn answer(b: &RedisBroker, req: &DisconnectRequest) -> Result<(
     let Some(code) = CloseCode::from_code(req.code) else {
         return Ok(());
     };
-    let n = b
-        .registry
-        .user_connections(&req.user)
-        .iter()
-        .filter(|c| c.close(code))
-        .count();
+    let n = b.delivery.disconnect_user(&req.user, code);
     let key = b.keys().control_reply(&req.request);
     let client = &b.store.client;
     let _: i64 = client.rpush(&key, n as i64).await.map_err(unavailable)?;

@@ -5,15 +5,41 @@
 
 use fred::types::scripts::Script;
 
+/// The epoch a topic without a stream gets, defined once for [`READ`] and
+/// [`PUBLISH`]: a function of the topic, the Redis server's run (a server
+/// that restarted empty never reuses an epoch) and the time bucket of the
+/// topic's meta TTL (a stream that expired after being idle that long is
+/// never followed by one with the same epoch). A read of a never-published
+/// topic thus creates no key, and still agrees with the first publication
+/// on the epoch, unless a bucket boundary falls between them (then the
+/// subscriber at offset 0 is told `recovered: false` when it recovers:
+/// reported, never silent).
+macro_rules! fresh_epoch {
+    () => {
+        r#"
+local function fresh_epoch(key, ttl_ms)
+  local info = redis.call('INFO', 'server')
+  local run = string.match(info, 'run_id:(%x+)') or ''
+  local now = redis.call('TIME')
+  local ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+  local bucket = math.floor(ms / tonumber(ttl_ms))
+  return string.sub(redis.sha1hex(key .. '\n' .. run .. '\n' .. bucket), 1, 16)
+end
+"#
+    };
+}
+
 /// Publish one publication.
 ///
 /// KEYS: meta, history, idempotency record.
-/// ARGV: 1 channel, 2 publish command, 3 epoch to create if none, 4 history
-/// size, 5 history TTL ms, 6 meta TTL ms, 7 idempotency window ms (0: no
-/// key), 8 ts, 9 id, 10 event, 11 data JSON.
+/// ARGV: 1 channel, 2 publish command, 3 history size, 4 history TTL ms,
+/// 5 meta TTL ms, 6 idempotency window ms (0: no key), 7 ts, 8 id, 9 event,
+/// 10 data JSON.
 /// Returns `{offset, epoch}` (the first publication's with a repeated key).
-pub(crate) const PUBLISH: &str = r#"
-if ARGV[7] ~= '0' then
+pub(crate) const PUBLISH: &str = concat!(
+    fresh_epoch!(),
+    r#"
+if ARGV[6] ~= '0' then
   local seen = redis.call('GET', KEYS[3])
   if seen then
     local o, e = string.match(seen, '^(%d+):(.*)$')
@@ -22,53 +48,72 @@ if ARGV[7] ~= '0' then
 end
 local epoch = redis.call('HGET', KEYS[1], 'e')
 if not epoch then
-  epoch = ARGV[3]
+  epoch = fresh_epoch(KEYS[1], ARGV[5])
   redis.call('HSET', KEYS[1], 'e', epoch)
   redis.call('DEL', KEYS[2])
 end
 local offset = redis.call('HINCRBY', KEYS[1], 'o', 1)
-redis.call('PEXPIRE', KEYS[1], ARGV[6])
-local msg = 'p\n' .. epoch .. '\n' .. offset .. '\n' .. ARGV[8] .. '\n' .. ARGV[9] .. '\n'
-  .. string.len(ARGV[10]) .. '\n' .. ARGV[10] .. ARGV[11]
-local size = tonumber(ARGV[4])
+redis.call('PEXPIRE', KEYS[1], ARGV[5])
+local msg = 'p\n' .. epoch .. '\n' .. offset .. '\n' .. ARGV[7] .. '\n' .. ARGV[8] .. '\n'
+  .. string.len(ARGV[9]) .. '\n' .. ARGV[9] .. ARGV[10]
+local size = tonumber(ARGV[3])
 if size > 0 then
   redis.call('XADD', KEYS[2], 'MAXLEN', size, '0-' .. offset, 'm', msg)
-  redis.call('PEXPIRE', KEYS[2], ARGV[5])
+  redis.call('PEXPIRE', KEYS[2], ARGV[4])
 end
-if ARGV[7] ~= '0' then
-  redis.call('SET', KEYS[3], offset .. ':' .. epoch, 'PX', ARGV[7])
+if ARGV[6] ~= '0' then
+  redis.call('SET', KEYS[3], offset .. ':' .. epoch, 'PX', ARGV[6])
 end
 redis.call(ARGV[2], ARGV[1], msg)
 return {offset, epoch}
-"#;
+"#
+);
 
-/// Read a topic's position and some of its history in one snapshot,
-/// creating its epoch when it has none (so a subscriber at offset 0 and the
-/// first publication agree on the epoch).
+/// Read a topic's position and some of its history in one snapshot. A topic
+/// without a stream is at offset 0 in its `fresh_epoch` epoch, and the
+/// read writes nothing.
 ///
 /// KEYS: meta, history.
-/// ARGV: 1 epoch to create if none, 2 meta TTL ms, 3 mode (`none`, `after`,
-/// `newest`), 4 offset (for `after`), 5 count.
+/// ARGV: 1 meta TTL ms, 2 mode (`none`, `after`, `newest`), 3 offset (for
+/// `after`), 4 count.
 /// Returns `{epoch, offset, {encoded publications, oldest first}}`
 /// (`newest` returns them newest first).
-pub(crate) const READ: &str = r#"
+pub(crate) const READ: &str = concat!(
+    fresh_epoch!(),
+    r#"
 local epoch = redis.call('HGET', KEYS[1], 'e')
 if not epoch then
-  redis.call('HSET', KEYS[1], 'e', ARGV[1], 'o', 0)
-  redis.call('PEXPIRE', KEYS[1], ARGV[2])
-  redis.call('DEL', KEYS[2])
-  return {ARGV[1], 0, {}}
+  return {fresh_epoch(KEYS[1], ARGV[1]), 0, {}}
 end
 local offset = tonumber(redis.call('HGET', KEYS[1], 'o') or '0')
 local entries = {}
-if ARGV[3] == 'after' then
-  entries = redis.call('XRANGE', KEYS[2], '(0-' .. ARGV[4], '+', 'COUNT', ARGV[5])
-elseif ARGV[3] == 'newest' then
-  entries = redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', ARGV[5])
+if ARGV[2] == 'after' then
+  entries = redis.call('XRANGE', KEYS[2], '(0-' .. ARGV[3], '+', 'COUNT', ARGV[4])
+elseif ARGV[2] == 'newest' then
+  entries = redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', ARGV[4])
 end
 local out = {}
 for i, e in ipairs(entries) do out[i] = e[2][2] end
 return {epoch, offset, out}
+"#
+);
+
+/// Move a topic whose offset went backwards (Redis restored an older
+/// snapshot, a lagging replica took over) to a new epoch, so that positions
+/// in the lost stretch are answered `recovered: false` instead of being
+/// "recovered" from reused offsets. Only when the topic is still in the
+/// epoch that went backwards (the first node to notice does it). The offset
+/// keeps counting; the stream of the old epoch is dropped.
+///
+/// KEYS: meta, history. ARGV: 1 the epoch that went backwards, 2 the new epoch.
+/// Returns 1 when it moved the topic, 0 otherwise.
+pub(crate) const NEW_EPOCH: &str = r#"
+if redis.call('HGET', KEYS[1], 'e') == ARGV[1] then
+  redis.call('HSET', KEYS[1], 'e', ARGV[2])
+  redis.call('DEL', KEYS[2])
+  return 1
+end
+return 0
 "#;
 
 /// Add (or refresh) a presence member, optionally announcing it.
@@ -126,6 +171,7 @@ return out
 pub(crate) struct Scripts {
     pub(crate) publish: Script,
     pub(crate) read: Script,
+    pub(crate) new_epoch: Script,
     pub(crate) join: Script,
     pub(crate) leave: Script,
     pub(crate) presence: Script,
@@ -136,6 +182,7 @@ impl Scripts {
         Scripts {
             publish: Script::from_lua(PUBLISH),
             read: Script::from_lua(READ),
+            new_epoch: Script::from_lua(NEW_EPOCH),
             join: Script::from_lua(JOIN),
             leave: Script::from_lua(LEAVE),
             presence: Script::from_lua(PRESENCE),

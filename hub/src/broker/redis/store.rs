@@ -105,7 +105,6 @@ impl Store {
         let args: Vec<Value> = vec![
             self.keys.channel(t).into(),
             self.publish_command().into(),
-            Epoch::random().as_str().into(),
             i64::try_from(req.options.history_size)
                 .unwrap_or(i64::MAX)
                 .into(),
@@ -161,8 +160,8 @@ impl Store {
         out
     }
 
-    /// Reads a topic's position (creating its epoch if it has none) and, per
-    /// `mode`, some of its history.
+    /// Reads a topic's position and, per `mode`, some of its history; a
+    /// topic that was never published stays without keys.
     pub(crate) async fn read(
         &self,
         topic: &Topic,
@@ -176,7 +175,6 @@ impl Store {
         };
         let keys = vec![self.keys.meta(topic), self.keys.history(topic)];
         let args: Vec<Value> = vec![
-            Epoch::random().as_str().into(),
             ms(meta_ttl(options)).into(),
             mode_name.into(),
             offset.to_string().into(),
@@ -219,6 +217,15 @@ impl Store {
             position: Position { epoch, offset },
             publications,
         })
+    }
+
+    /// Moves `topic` from `old` (whose offset went backwards) to a new random
+    /// epoch, unless another node already did; returns whether this call did.
+    pub(crate) async fn new_epoch(&self, topic: &Topic, old: &Epoch) -> Result<bool, BrokerError> {
+        let keys = vec![self.keys.meta(topic), self.keys.history(topic)];
+        let args: Vec<Value> = vec![old.as_str().into(), Epoch::random().as_str().into()];
+        let moved = self.eval(&self.scripts.new_epoch, keys, args).await?;
+        Ok(moved.as_i64() == Some(1))
     }
 
     /// Adds or refreshes a member until `ttl` from now; `announce` publishes

@@ -19,6 +19,7 @@ use fred::types::Message;
 use tokio::sync::broadcast::error::RecvError;
 use tracing::{debug, info, warn};
 
+use super::router::Verdict;
 use super::wire::{self, DisconnectRequest};
 use super::{RESYNC_OPTIONS, ReadMode, RedisBroker, control, lock};
 use crate::broker::BrokerError;
@@ -91,7 +92,12 @@ fn on_message(b: &Arc<RedisBroker>, msg: &Message) {
     };
     if let Some(topic) = b.keys().topic_of(channel) {
         match wire::decode_topic_event(&topic, bytes) {
-            Ok(event) => b.router.deliver(&topic, event),
+            Ok(event) => {
+                if let Verdict::Rollback(epoch) = b.router.deliver(&topic, event) {
+                    let b = b.clone();
+                    tokio::spawn(async move { b.roll_forward(&topic, &epoch).await });
+                }
+            }
             Err(e) => warn!(topic = %topic, error = %e, "undecodable channel message"),
         }
     } else if channel == b.keys().probe(&b.node) {
@@ -157,7 +163,11 @@ async fn resubscribe(b: &RedisBroker) {
             .read(&topic, ReadMode::Position, &RESYNC_OPTIONS)
             .await
         {
-            Ok(snap) => b.router.resync(&topic, &snap.position),
+            Ok(snap) => {
+                if let Verdict::Rollback(epoch) = b.router.resync(&topic, &snap.position) {
+                    b.roll_forward(&topic, &epoch).await;
+                }
+            }
             Err(e) => {
                 warn!(topic = %topic, error = %e, "resync read failed");
                 all = false;
@@ -271,7 +281,7 @@ async fn sweep_unwatched(b: &RedisBroker) {
     let _serial = b.subscriptions.lock().await;
     let pending: Vec<Topic> = lock(&b.unwatch_pending).drain().collect();
     for topic in pending {
-        if b.registry.has_subscribers(&topic) {
+        if b.delivery.has_subscribers(&topic) {
             continue;
         }
         b.router.forget(&topic);
