@@ -258,8 +258,12 @@ pub trait Broker: Send + Sync + fmt::Debug + 'static {
         out
     }
 
-    /// Makes this node receive `topic`'s publications. Called when the topic
-    /// gets its first local subscriber, before that subscriber reads history.
+    /// Makes this node receive `topic`'s publications, and returns once it
+    /// does. Called when the topic gets its first local subscriber, before
+    /// that subscriber reads history; [`Broker::recover`] of any local
+    /// subscriber also waits for the topic's route, so a subscriber that
+    /// registered while the first one's `watch` is in flight cannot read a
+    /// position that the node's route does not cover.
     async fn watch(&self, topic: &Topic) -> Result<(), BrokerError>;
 
     /// Stops receiving `topic` (its last local subscriber left).

@@ -328,11 +328,7 @@ mod proptests {
     use std::collections::{BTreeMap, BTreeSet};
 
     use super::*;
-    use crate::connection::outbox;
-    use crate::connection::{ConnHandle, ConnId};
-    use crate::fanout::{BroadcastKind, Outgoing};
-    use crate::metrics::Metrics;
-    use crate::registry::Registry;
+    use crate::broker::testing::RecordingDelivery;
     use proptest::prelude::*;
 
     fn options(history_size: usize) -> TopicOptions {
@@ -364,13 +360,10 @@ mod proptests {
             .build()
             .unwrap();
         rt.block_on(async {
-            let registry = Arc::new(Registry::new(Arc::new(Metrics::default())));
-            let broker = MemoryBroker::start(registry.clone());
+            let delivery = Arc::new(RecordingDelivery::default());
+            let broker = MemoryBroker::start(delivery.clone());
             let topic: Topic = "bookings:p".parse().unwrap();
-            let (tx, mut rx) = outbox::channel(4096);
-            let conn = Arc::new(ConnHandle::new(ConnId::next(), "c".into(), "u".into(), tx));
-            registry.register(conn.clone());
-            registry.subscribe(&topic, conn.clone());
+            let (_inbox, _) = delivery.subscribe(&topic, "u");
 
             let tasks: Vec<_> = publishers
                 .iter()
@@ -414,14 +407,7 @@ mod proptests {
                 .epoch;
             assert!(epochs.iter().all(|e| e == epoch.as_str()), "one epoch");
 
-            let mut delivered = Vec::new();
-            while let Ok(item) = rx.try_recv() {
-                if let Outgoing::Broadcast(b) = item
-                    && let BroadcastKind::Pub(p) = b.kind()
-                {
-                    delivered.push(p.offset);
-                }
-            }
+            let delivered = delivery.offsets(&topic);
 
             let mut recoveries = Vec::new();
             for &(offset, same_epoch) in since {

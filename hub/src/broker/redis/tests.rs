@@ -7,12 +7,9 @@ mod probe {
     use super::super::tasks::check;
     use crate::broker::contract::OPTIONS;
     use crate::broker::redis::RedisOptions;
+    use crate::broker::testing::RecordingDelivery;
     use crate::broker::{Broker, PublishRequest};
-    use crate::connection::handle::CloseReason;
-    use crate::connection::{ConnHandle, ConnId};
-    use crate::metrics::Metrics;
-    use crate::protocol::CloseCode;
-    use crate::registry::Registry;
+    use crate::fanout::BroadcastKind;
     use crate::topic::Topic;
     use fred::prelude::PubsubInterface;
     use std::sync::Arc;
@@ -33,9 +30,9 @@ mod probe {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn the_probe_finds_a_silently_dead_subscription_and_repairs_it() {
         let run = format!("{:08x}", rand::random::<u32>());
-        let registry = Arc::new(Registry::new(Arc::new(Metrics::default())));
+        let delivery = Arc::new(RecordingDelivery::default());
         let b = RedisBroker::start(
-            registry.clone(),
+            delivery.clone(),
             RedisOptions {
                 url: crate::broker::contract::redis_test_url(),
                 key_prefix: format!("hubbub-probe-{run}"),
@@ -48,9 +45,7 @@ mod probe {
         .unwrap();
         ready(&b).await;
         let t: Topic = format!("bookings:probe-{run}").parse().unwrap();
-        let (tx, mut rx) = crate::connection::outbox::channel(16);
-        let conn = Arc::new(ConnHandle::new(ConnId::next(), "c".into(), "u".into(), tx));
-        registry.subscribe(&t, conn.clone());
+        let (mut inbox, _) = delivery.subscribe(&t, "u");
         b.watch(&t).await.unwrap();
         b.recover(&t, None, &OPTIONS).await.unwrap();
         let publish = || PublishRequest {
@@ -61,7 +56,8 @@ mod probe {
             options: OPTIONS,
         };
         b.publish(publish()).await.unwrap();
-        assert!(rx.recv().await.is_some(), "delivered while healthy");
+        let wait = Duration::from_secs(10);
+        assert!(inbox.next(wait).await.is_some(), "delivered while healthy");
         // Kill the subscriptions silently.
         let channels = vec![b.keys().channel(&t), b.keys().probe(&b.node)];
         let () = b.subscriber.sunsubscribe(channels).await.unwrap();
@@ -74,21 +70,17 @@ mod probe {
         b.publish(publish()).await.unwrap();
         // The probe notices, the subscriber is rebuilt and resynced, and the
         // local subscriber, which missed offset 2, is told to re-subscribe.
-        let reason = tokio::time::timeout(Duration::from_secs(10), conn.closed())
-            .await
-            .expect("repaired in time");
-        assert_eq!(reason, CloseReason::Code(CloseCode::Rebalance));
+        let deadline = tokio::time::Instant::now() + wait;
+        while !inbox.closed() {
+            assert!(tokio::time::Instant::now() < deadline, "never repaired");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(delivery.rebalanced(&t), 1);
         ready(&b).await;
-        let (tx, mut rx) = crate::connection::outbox::channel(16);
-        let fresh = Arc::new(ConnHandle::new(ConnId::next(), "d".into(), "u".into(), tx));
-        registry.subscribe(&t, fresh);
+        let (mut fresh, _) = delivery.subscribe(&t, "d");
         b.publish(publish()).await.unwrap();
-        let got = tokio::time::timeout(Duration::from_secs(10), rx.recv())
-            .await
-            .expect("delivered after the repair");
-        assert!(
-            matches!(got, Some(crate::fanout::Outgoing::Broadcast(x)) if x.offset() == Some(3))
-        );
+        let got = fresh.next(wait).await.expect("delivered after the repair");
+        assert!(matches!(got, BroadcastKind::Pub(p) if p.offset == 3));
     }
 }
 
@@ -97,9 +89,7 @@ mod routing {
     use super::super::tasks::UNWATCH_EVERY;
     use crate::broker::Broker;
     use crate::broker::redis::RedisOptions;
-    use crate::connection::{ConnHandle, ConnId};
-    use crate::metrics::Metrics;
-    use crate::registry::Registry;
+    use crate::broker::testing::RecordingDelivery;
     use crate::topic::Topic;
     use fred::prelude::ClientLike;
     use fred::types::{ClusterHash, CustomCommand, Value};
@@ -123,9 +113,9 @@ mod routing {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_topic_channel_is_subscribed_only_while_it_has_local_subscribers() {
         let run = format!("{:08x}", rand::random::<u32>());
-        let registry = Arc::new(Registry::new(Arc::new(Metrics::default())));
+        let delivery = Arc::new(RecordingDelivery::default());
         let b = RedisBroker::start(
-            registry.clone(),
+            delivery.clone(),
             RedisOptions {
                 url: crate::broker::contract::redis_test_url(),
                 key_prefix: format!("hubbub-route-{run}"),
@@ -138,20 +128,18 @@ mod routing {
         .unwrap();
         let t: Topic = format!("bookings:route-{run}").parse().unwrap();
         let channel = b.keys().channel(&t);
-        let (tx, _rx) = crate::connection::outbox::channel(16);
-        let conn = Arc::new(ConnHandle::new(ConnId::next(), "c".into(), "u".into(), tx));
-        assert!(registry.subscribe(&t, conn.clone()));
+        assert!(delivery.subscribe(&t, "u").1);
         b.watch(&t).await.unwrap();
         assert_eq!(subscribers_of(&b, &channel).await, 1);
         // Leaves and comes back before the sweep: still subscribed after it.
-        assert!(registry.unsubscribe(&t, conn.id));
+        delivery.unsubscribe_all(&t);
         b.unwatch(&t).await.unwrap();
-        assert!(registry.subscribe(&t, conn.clone()));
+        assert!(delivery.subscribe(&t, "u").1);
         b.watch(&t).await.unwrap();
         tokio::time::sleep(UNWATCH_EVERY * 3).await;
         assert_eq!(subscribers_of(&b, &channel).await, 1);
         // Leaves for good: unsubscribed by the sweep.
-        assert!(registry.unsubscribe(&t, conn.id));
+        delivery.unsubscribe_all(&t);
         b.unwatch(&t).await.unwrap();
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
         while subscribers_of(&b, &channel).await != 0 {
