@@ -241,11 +241,25 @@ pub struct Identity {
     pub permissions: Permissions,
 }
 
+/// The longest a token is treated as valid for, in seconds (100 years): an
+/// `exp` further away is capped to it, so every deadline built from a token
+/// fits an `Instant` and `expires_in` is exact as a JavaScript number.
+pub const MAX_EXPIRES_IN: u64 = 100 * 365 * 24 * 3600;
+
 impl Identity {
-    /// Seconds until the token expires (0 once it has).
+    /// Seconds until the token expires (0 once it has), at most [`MAX_EXPIRES_IN`].
     pub fn expires_in(&self) -> u64 {
         self.expires_at
             .saturating_sub(crate::broker::now_ms() / 1000)
+            .min(MAX_EXPIRES_IN)
+    }
+
+    /// When a connection holding this token must end (4100 `token_expired`)
+    /// unless it refreshes: now plus [`Identity::expires_in`], saturating.
+    pub fn deadline(&self) -> tokio::time::Instant {
+        let now = tokio::time::Instant::now();
+        let left = std::time::Duration::from_secs(self.expires_in());
+        now.checked_add(left).unwrap_or(now)
     }
 }
 

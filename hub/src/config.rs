@@ -110,6 +110,9 @@ const PING_INTERVAL: Bounds<Duration> = (secs(1), secs(600));
 const MAX_SUBSCRIPTIONS: Bounds<usize> = (1, 100_000);
 const IDEMPOTENCY_WINDOW: Bounds<Duration> = (secs(1), secs(24 * 3600));
 const OUTBOX_SIZE: Bounds<usize> = (16, 1 << 20);
+const OUTBOX_BYTES: Bounds<usize> = (4096, 1 << 30);
+const WRITE_TIMEOUT: Bounds<Duration> = (secs(1), secs(3600));
+const HEADER_READ_TIMEOUT: Bounds<Duration> = (Duration::from_millis(100), secs(600));
 const HISTORY_SIZE: Bounds<usize> = (0, 100_000);
 const HISTORY_TTL: Bounds<Duration> = (secs(1), secs(365 * 24 * 3600));
 const MAX_CONNECTIONS: Bounds<usize> = (1, 10_000_000);
@@ -458,6 +461,30 @@ pub struct Limits {
     pub api_rate: usize,
     /// Largest REST request body (1 KiB ..= 64 MiB; default 1 MiB, at least `max_frame_bytes`).
     pub max_request_bytes: usize,
+    /// Bytes queued per connection (4 KiB ..= 1 GiB; default 1 MiB); beyond
+    /// it, a push closes the connection as a slow consumer (4101) and a
+    /// reply waits for room at most `write_timeout`. One item larger than
+    /// the budget is still admitted when the connection has nothing pending.
+    pub outbox_bytes: usize,
+    /// `write_timeout` as configured (1 s ..= 1 h); `None`: twice
+    /// `ping_interval`. Read it with [`Limits::write_timeout`].
+    pub write_timeout_setting: Option<Duration>,
+    /// How long a client may take to send a whole HTTP request head, and how
+    /// long an HTTP connection may idle before its next request; the
+    /// connection is closed after it (100 ms ..= 10 min; default 10 s).
+    /// Upgraded WebSockets and running SSE streams are not affected.
+    pub header_read_timeout: Duration,
+}
+
+impl Limits {
+    /// How long a connection's writer may be blocked on one batch, and a
+    /// reply may wait for room in the outbox, before the connection is
+    /// closed as a slow consumer (4101): `write_timeout`, by default twice
+    /// `ping_interval`.
+    pub fn write_timeout(&self) -> Duration {
+        self.write_timeout_setting
+            .unwrap_or(self.ping_interval.saturating_mul(2))
+    }
 }
 
 impl Default for Limits {
@@ -476,6 +503,9 @@ impl Default for Limits {
             command_burst: 200,
             api_rate: 0,
             max_request_bytes: 1024 * 1024,
+            outbox_bytes: 1024 * 1024,
+            write_timeout_setting: None,
+            header_read_timeout: secs(10),
         }
     }
 }

@@ -2,7 +2,9 @@
 //! session's subscriptions) and a writer task draining a bounded outbox.
 //!
 //! - [`handle`]: [`ConnHandle`], what the rest of the hub holds to reach a connection.
-//! - [`outbox`]: the bounded outbox, which holds no memory while empty.
+//! - [`outbox`]: the outbox, bounded in items and bytes, which holds no memory while empty.
+//! - [`registration`]: [`Registration`], the RAII guard that gives back a
+//!   connection's registry entry, subscriptions and presence on drop.
 //! - [`session`]: the reader loop and command handling.
 //! - [`subscription`]: opening and closing one subscription, race-free.
 //! - [`tracker`]: holds broadcasts while a subscription opens; de-duplicates by offset.
@@ -10,10 +12,12 @@
 
 pub mod handle;
 pub mod outbox;
+pub mod registration;
 pub mod session;
 pub mod subscription;
 pub mod tracker;
 pub mod writer;
 
 pub use handle::{ConnHandle, ConnId, PushOutcome};
+pub use registration::Registration;
 pub use session::run_connection;

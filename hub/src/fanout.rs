@@ -76,6 +76,12 @@ impl Broadcast {
         &self.kind
     }
 
+    /// Bytes counted against each subscriber's outbox budget: the size of its
+    /// JSON frame (encoded once, on first use, and kept for JSON writers).
+    pub fn cost(&self) -> usize {
+        message_len(&self.message(Codec::Json))
+    }
+
     /// The wire message for `codec`, encoded on first use and shared after.
     pub fn message(&self, codec: Codec) -> Message {
         let cell = match codec {
@@ -125,6 +131,29 @@ pub enum Outgoing {
         /// The encoded reply.
         frame: Box<Message>,
     },
+}
+
+impl Outgoing {
+    /// Bytes this item counts against the connection's outbox budget.
+    /// Deterministic: the outbox computes it when queuing and when taking.
+    pub fn cost(&self) -> usize {
+        match self {
+            Outgoing::Frame(m) => message_len(m),
+            Outgoing::Broadcast(b) => b.cost(),
+            Outgoing::Begin(_) => 0,
+            Outgoing::Subscribed(r) => message_len(&r.frame),
+            Outgoing::End { frame, .. } => message_len(frame),
+        }
+    }
+}
+
+/// The payload size of a WebSocket message.
+pub fn message_len(m: &Message) -> usize {
+    match m {
+        Message::Text(t) => t.len(),
+        Message::Binary(b) | Message::Ping(b) | Message::Pong(b) => b.len(),
+        Message::Close(c) => c.as_ref().map_or(0, |c| c.reason.len() + 2),
+    }
 }
 
 /// The content of [`Outgoing::Subscribed`].

@@ -163,6 +163,9 @@ pub struct Hub {
     pub ip_limiter: KeyedLimiter<std::net::IpAddr>,
     /// REST requests per API key (`limits.api_rate`, burst twice the rate).
     pub api_limiter: KeyedLimiter<Arc<str>>,
+    /// Background work a drain waits for (e.g. the broker calls of a dropped
+    /// connection's [`Registration`](crate::connection::Registration)).
+    pub tasks: tokio_util::task::TaskTracker,
     draining: AtomicBool,
     drain_notify: Notify,
     started: Instant,
@@ -193,6 +196,7 @@ impl Hub {
             metrics,
             verifier,
             api_keys,
+            tasks: tokio_util::task::TaskTracker::new(),
             draining: AtomicBool::new(false),
             drain_notify: Notify::new(),
             started: Instant::now(),

@@ -1,6 +1,9 @@
 //! The HTTP side of a node: the router (`/ws`, the REST API, health, readiness
 //! and metrics), the WebSocket upgrade with deliberate buffer sizes, and
-//! graceful shutdown with a drain budget.
+//! graceful shutdown with a drain budget. The accept loop, with its header
+//! read timeout, is in `server/accept.rs`.
+
+mod accept;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -12,13 +15,12 @@ use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::serve::ListenerExt;
 use futures_util::StreamExt;
 use tokio::net::TcpListener;
 use tower_http::cors::{AllowOrigin, Any, CorsLayer};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
-use tracing::{Instrument, debug, info, warn};
+use tracing::{Instrument, info, warn};
 
 use crate::api_backend::HubBackend;
 use crate::broker::Broker;
@@ -42,6 +44,14 @@ pub const READ_BUFFER_BYTES: usize = 512;
 /// Bytes tungstenite gathers before writing to the socket (a flush always
 /// writes). Grows only while frames are queued; idle connections hold none.
 pub const WRITE_BUFFER_BYTES: usize = 8 * 1024;
+/// tungstenite's cap on its write buffer: none. A reply (a `history` or a
+/// recovery) may be larger than any fixed cap, and one that does not fit
+/// would kill the socket without a `disconnect`. The buffer stays bounded
+/// anyway: the writer waits for each frame to be accepted (`feed` flushes
+/// what is above [`WRITE_BUFFER_BYTES`] first), so it holds at most
+/// [`WRITE_BUFFER_BYTES`] plus one frame, and the frames themselves come
+/// from the byte-bounded outbox.
+pub const MAX_WRITE_BUFFER_BYTES: usize = usize::MAX;
 
 /// Why a node could not run.
 #[derive(Debug, thiserror::Error)]
@@ -181,9 +191,8 @@ pub async fn serve_api(
         return Err(ServeError::ApiNeedsRedis);
     }
     let hub = build(config, false)?;
-    axum::serve(listener, api_router(hub))
-        .with_graceful_shutdown(shutdown)
-        .await?;
+    let header_read_timeout = hub.config.limits.header_read_timeout;
+    accept::serve_http(listener, api_router(hub), header_read_timeout, shutdown).await;
     Ok(())
 }
 
@@ -209,28 +218,28 @@ pub async fn serve_hub(
         tokio::spawn(jwks.run());
     }
     let drain_for = hub.config.drain_timeout;
-    let app = router(hub.clone()).into_make_service_with_connect_info::<SocketAddr>();
-    // Pushes are latency-sensitive and already batched by each writer: without
-    // TCP_NODELAY, a flush that follows a not-yet-acknowledged one waits for
-    // the peer's delayed ACK (up to 40 ms on Linux).
-    let listener = listener.tap_io(|tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            debug!(error = %e, "cannot set TCP_NODELAY");
-        }
-    });
+    let header_read_timeout = hub.config.limits.header_read_timeout;
     let draining = hub.clone();
-    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
-        shutdown.await;
-        info!("shutting down: draining connections");
-        draining.drain();
-    });
-    let server = tokio::spawn(async move { server.await });
+    let server = accept::serve_http(
+        listener,
+        router(hub.clone()),
+        header_read_timeout,
+        async move {
+            shutdown.await;
+            info!("shutting down: draining connections");
+            draining.drain();
+        },
+    );
+    let server = tokio::spawn(server);
     hub.draining().await;
     let deadline = tokio::time::Instant::now() + drain_for;
     let drained = async {
         while hub.registry.connection_count() > 0 {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+        // Presence leaves and unwatches of connections that were dropped.
+        hub.tasks.close();
+        hub.tasks.wait().await;
     };
     if tokio::time::timeout_at(deadline, drained).await.is_err() {
         warn!(
@@ -239,7 +248,7 @@ pub async fn serve_hub(
         );
     }
     match tokio::time::timeout_at(deadline, server).await {
-        Ok(Ok(result)) => result?,
+        Ok(Ok(())) => {}
         Ok(Err(join)) => warn!(error = %join, "server task failed"),
         Err(_) => warn!("HTTP connections still open after the drain time"),
     }
@@ -272,7 +281,7 @@ async fn websocket(
     ws.protocols([JSON_PROTOCOL, MSGPACK_PROTOCOL])
         .read_buffer_size(READ_BUFFER_BYTES)
         .write_buffer_size(WRITE_BUFFER_BYTES)
-        .max_write_buffer_size(WRITE_BUFFER_BYTES + 4 * max)
+        .max_write_buffer_size(MAX_WRITE_BUFFER_BYTES)
         // Frames up to twice the limit are read whole and refused with 4009 by
         // the session (a clean close); beyond that tungstenite stops reading.
         .max_message_size(2 * max)

@@ -49,6 +49,9 @@ pub(super) const ENV_KEYS: &[(&str, EnvKind)] = &[
     ("limits.connect_timeout", EnvKind::Str),
     ("limits.ping_interval", EnvKind::Str),
     ("limits.idempotency_window", EnvKind::Str),
+    ("limits.outbox_bytes", EnvKind::Int),
+    ("limits.write_timeout", EnvKind::Str),
+    ("limits.header_read_timeout", EnvKind::Str),
 ];
 
 /// The keys of one namespace (`HUBBUB_NAMESPACES__<NS>__<FIELD>`).

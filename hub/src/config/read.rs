@@ -422,6 +422,16 @@ pub(super) fn read_limits(mut section: Section<'_>) -> Result<Limits, ConfigErro
             MAX_REQUEST_BYTES,
             d.max_request_bytes,
         )?,
+        outbox_bytes: section.size("outbox_bytes", OUTBOX_BYTES, d.outbox_bytes)?,
+        write_timeout_setting: match section.table.contains_key("write_timeout") {
+            true => Some(section.duration("write_timeout", WRITE_TIMEOUT, Duration::ZERO)?),
+            false => None,
+        },
+        header_read_timeout: section.duration(
+            "header_read_timeout",
+            HEADER_READ_TIMEOUT,
+            d.header_read_timeout,
+        )?,
     };
     if limits.max_request_bytes < limits.max_frame_bytes {
         return Err(ConfigError::OutOfRange {

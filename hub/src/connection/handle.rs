@@ -66,6 +66,9 @@ pub struct ConnHandle {
     close_notify: Notify,
     /// When the peer last sent a frame, in ms since [`clock_ms`]'s start.
     last_read_ms: AtomicU64,
+    /// How long [`ConnHandle::send`] waits for room before the connection
+    /// counts as a slow consumer; `None`: as long as it takes.
+    send_timeout: Option<Duration>,
 }
 
 /// Milliseconds on a monotonic clock that starts with the process.
@@ -101,7 +104,14 @@ impl ConnHandle {
             close_code: AtomicU16::new(0),
             close_notify: Notify::new(),
             last_read_ms: AtomicU64::new(clock_ms()),
+            send_timeout: None,
         }
+    }
+
+    /// Bounds how long [`ConnHandle::send`] waits for room in the outbox.
+    pub fn with_send_timeout(mut self, timeout: Duration) -> ConnHandle {
+        self.send_timeout = Some(timeout);
+        self
     }
 
     /// Queues without waiting. A full outbox makes this a slow consumer: the
@@ -124,14 +134,27 @@ impl ConnHandle {
     }
 
     /// Queues, waiting for room (used for the connection's own replies, so a
-    /// client that does not read only slows itself). Returns false when closing.
-    pub async fn send(&self, item: Outgoing) -> bool {
+    /// client that does not read only slows itself), at most the send
+    /// timeout: a client that lets its replies pile up that long is a slow
+    /// consumer and is closed with 4101 ([`PushOutcome::SlowConsumer`]).
+    pub async fn send(&self, item: Outgoing) -> PushOutcome {
         if self.close_code.load(Ordering::Acquire) != 0 {
-            return false;
+            return PushOutcome::Closed;
         }
+        let wait = async {
+            match self.send_timeout {
+                Some(limit) => tokio::time::timeout(limit, self.outbox.send(item)).await,
+                None => Ok(self.outbox.send(item).await),
+            }
+        };
         tokio::select! {
-            sent = self.outbox.send(item) => sent.is_ok(),
-            _ = self.closed() => false,
+            sent = wait => match sent {
+                Ok(Ok(())) => PushOutcome::Queued,
+                Ok(Err(_)) => PushOutcome::Closed,
+                Err(_) if self.close(CloseCode::SlowConsumer) => PushOutcome::SlowConsumer,
+                Err(_) => PushOutcome::Closed,
+            },
+            _ = self.closed() => PushOutcome::Closed,
         }
     }
 
@@ -233,9 +256,24 @@ mod tests {
             waiter.await.unwrap(),
             CloseReason::Code(CloseCode::Shutdown)
         );
-        assert!(
-            !h.send(Outgoing::Frame(Box::new(Message::Ping(Default::default()))))
-                .await
+        assert_eq!(
+            h.send(Outgoing::Frame(Box::new(Message::Ping(Default::default()))))
+                .await,
+            PushOutcome::Closed
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_reply_waits_for_room_at_most_the_send_timeout() {
+        let (tx, _rx) = outbox::channel(1);
+        let h = ConnHandle::new(ConnId::next(), "c".into(), "u".into(), tx)
+            .with_send_timeout(Duration::from_secs(2));
+        let ping = || Outgoing::Frame(Box::new(Message::Ping(Default::default())));
+        assert_eq!(h.send(ping()).await, PushOutcome::Queued);
+        assert_eq!(h.send(ping()).await, PushOutcome::SlowConsumer);
+        assert_eq!(
+            h.close_reason(),
+            Some(CloseReason::Code(CloseCode::SlowConsumer))
         );
     }
 }

@@ -1,5 +1,14 @@
 //! A connection's bounded outbox: a single-consumer FIFO of [`Outgoing`]
-//! items that holds no memory while it is empty.
+//! items that holds no memory while it is empty, bounded in items and in
+//! bytes.
+//!
+//! The byte budget counts an item from the moment it is queued until the
+//! receiver comes back for more after taking it (the writer takes a batch,
+//! writes it, and only then takes again), so bytes held by a writer blocked
+//! in a write still count. An item is admitted while the count is below the
+//! budget, so one item larger than the budget (a big `history` reply) still
+//! passes when the connection has nothing else pending: a connection holds
+//! at most its budget plus one item, plus the batch being written.
 //!
 //! `tokio::sync::mpsc` allocates its channel state and a first block of 32
 //! slots when the channel is created, about 1.5 KiB, which every idle
@@ -30,6 +39,8 @@ use crate::fanout::Outgoing;
 struct Queue {
     first: Option<Outgoing>,
     rest: VecDeque<Outgoing>,
+    /// Bytes of the queued items plus those the receiver took last time.
+    bytes: usize,
 }
 
 impl Queue {
@@ -59,6 +70,7 @@ impl Queue {
 struct Shared {
     queue: Mutex<Queue>,
     capacity: usize,
+    max_bytes: usize,
     /// Wakes the receiver when the queue turns non-empty (or a side closes).
     ready: Notify,
     /// Wakes senders waiting for room.
@@ -73,11 +85,18 @@ impl Shared {
     }
 }
 
-/// A bounded outbox of `capacity` items (at least one).
+/// A bounded outbox of `capacity` items (at least one), without a byte budget.
 pub fn channel(capacity: usize) -> (Sender, Receiver) {
+    bounded(capacity, usize::MAX)
+}
+
+/// A bounded outbox of `capacity` items (at least one) and `max_bytes`
+/// bytes (see the module doc for how bytes are counted).
+pub fn bounded(capacity: usize, max_bytes: usize) -> (Sender, Receiver) {
     let shared = Arc::new(Shared {
         queue: Mutex::new(Queue::default()),
         capacity: capacity.max(1),
+        max_bytes: max_bytes.max(1),
         ready: Notify::new(),
         room: Notify::new(),
         sender_gone: AtomicBool::new(false),
@@ -87,14 +106,17 @@ pub fn channel(capacity: usize) -> (Sender, Receiver) {
         Sender {
             shared: shared.clone(),
         },
-        Receiver { shared },
+        Receiver {
+            shared,
+            taken_bytes: 0,
+        },
     )
 }
 
 /// Why [`Sender::try_send`] did not queue its item.
 #[derive(Debug)]
 pub enum TrySendError {
-    /// The outbox holds `capacity` items.
+    /// The outbox holds `capacity` items or its byte budget.
     Full(Outgoing),
     /// The receiver is gone.
     Closed(Outgoing),
@@ -126,10 +148,12 @@ impl Sender {
             return Err(TrySendError::Closed(item));
         }
         let was_empty = {
+            let cost = item.cost();
             let mut q = s.lock();
-            if q.len() >= s.capacity {
+            if q.len() >= s.capacity || q.bytes >= s.max_bytes {
                 return Err(TrySendError::Full(item));
             }
+            q.bytes = q.bytes.saturating_add(cost);
             q.push_back(item);
             q.len() == 1
         };
@@ -168,6 +192,8 @@ impl Drop for Sender {
 /// The consuming side (the connection's writer).
 pub struct Receiver {
     shared: Arc<Shared>,
+    /// Bytes of the items taken last time, counted until the next take.
+    taken_bytes: usize,
 }
 
 impl Receiver {
@@ -194,23 +220,34 @@ impl Receiver {
 
     fn take_with(&mut self, limit: usize, mut each: impl FnMut(Outgoing)) -> usize {
         let s = &*self.shared;
-        let (n, was_full) = {
+        let (n, was_full, has_room) = {
             let mut q = s.lock();
-            let was_full = q.len() >= s.capacity;
+            let was_full = q.len() >= s.capacity || q.bytes >= s.max_bytes;
+            // Coming back for more: what was taken last time is written.
+            q.bytes = q
+                .bytes
+                .saturating_sub(std::mem::take(&mut self.taken_bytes));
             let mut n = 0;
             while n < limit {
                 let Some(item) = q.pop_front() else { break };
+                self.taken_bytes += item.cost();
                 each(item);
                 n += 1;
             }
-            (n, was_full)
+            let has_room = q.len() < s.capacity && q.bytes < s.max_bytes;
+            (n, was_full, has_room)
         };
         // Senders only wait when they found the outbox full, so a take from a
         // full outbox is the only one that can have someone to wake.
-        if was_full && n > 0 {
+        if was_full && has_room {
             s.room.notify_waiters();
         }
         n
+    }
+
+    /// Bytes counted against the budget now (queued, and taken last time).
+    pub fn bytes(&self) -> usize {
+        self.shared.lock().bytes
     }
 
     /// The next item, waiting while the outbox is empty; `None` once the

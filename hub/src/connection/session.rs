@@ -1,30 +1,29 @@
 //! The reader side of a connection: the `connect` handshake, then one command
-//! at a time until the connection closes, then cleanup (subscriptions,
-//! presence, registry). Generic over the socket's `Sink`/`Stream` halves so it
-//! can be driven by channels in tests.
+//! at a time until the connection closes. Its [`Registration`] owns the
+//! registry entry, the subscriptions and presence, and gives them back when
+//! the session ends, in order, or when it is dropped (a panic included).
+//! Generic over the socket's `Sink`/`Stream` halves so it can be driven by
+//! channels in tests.
 //!
 //! - `handshake`: the first frame, its verdict, refusing cleanly.
 //! - `commands`: the commands of a connected session.
 
-use std::collections::HashSet;
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::extract::ws::{Message, Utf8Bytes};
 use futures_util::{Sink, Stream, StreamExt};
 use tokio::time::Instant;
 use tracing::debug;
 
-use super::handle::{CloseReason, ConnHandle, ConnId};
+use super::handle::{CloseReason, ConnHandle};
+use super::registration::Registration;
 use super::writer::{Writer, WriterConfig};
 use crate::auth::Identity;
 use crate::fanout::Outgoing;
-use crate::hub::Hub;
+use crate::hub::{Hub, HubError};
 use crate::limits::TokenBucket;
-use crate::metrics::Rejection;
 use crate::protocol::frames::ServerFrame;
 use crate::protocol::{CloseCode, Codec, DecodeError, ErrorCode};
-use crate::topic::Topic;
 
 mod commands;
 mod handshake;
@@ -94,8 +93,8 @@ struct Session {
     hub: Arc<Hub>,
     conn: Arc<ConnHandle>,
     codec: Codec,
-    identity: Identity,
-    subs: HashSet<Topic>,
+    /// The registry entry, subscriptions and presence; released on drop.
+    reg: Registration,
     token_deadline: Instant,
     /// `limits.command_rate` per second with `command_burst`; `None` when unlimited.
     commands: Option<TokenBucket>,
@@ -128,28 +127,24 @@ impl Session {
                 }));
             }
         };
+        let (reg, rx) = match Registration::open(hub.clone(), identity) {
+            Ok(opened) => opened,
+            Err(e) => {
+                let code = match e {
+                    HubError::ConnectionLimit => CloseCode::ConnectionLimit,
+                    _ => CloseCode::Unauthorized,
+                };
+                return Err(Box::new(Refused {
+                    hub,
+                    sink,
+                    error: None,
+                    code,
+                }));
+            }
+        };
+        let conn = reg.conn().clone();
+        let identity = reg.identity();
         let limits = &hub.config.limits;
-        let (tx, rx) = super::outbox::channel(limits.outbox_size);
-        let client_id: Arc<str> = uuid::Uuid::new_v4().to_string().into();
-        let conn = Arc::new(ConnHandle::new(
-            ConnId::next(),
-            client_id,
-            identity.user.clone(),
-            tx,
-        ));
-        if !hub.registry.try_register(
-            conn.clone(),
-            limits.max_connections,
-            limits.max_connections_per_user,
-        ) {
-            hub.metrics.rejected(Rejection::ConnectionLimit);
-            return Err(Box::new(Refused {
-                hub,
-                sink,
-                error: None,
-                code: CloseCode::ConnectionLimit,
-            }));
-        }
         let span = tracing::Span::current();
         span.record("id", tracing::field::display(conn.id));
         span.record("user", tracing::field::display(&identity.user));
@@ -161,6 +156,7 @@ impl Session {
                 codec,
                 ping_interval: limits.ping_interval,
                 max_held: limits.outbox_size,
+                write_timeout: limits.write_timeout(),
             },
         );
         tokio::spawn(writer.run(rx));
@@ -169,6 +165,7 @@ impl Session {
             conn.close(CloseCode::Shutdown);
         }
         let expires_in = identity.expires_in();
+        let token_deadline = identity.deadline();
         let commands = (limits.command_rate > 0).then(|| {
             TokenBucket::new(
                 limits.command_rate,
@@ -177,12 +174,11 @@ impl Session {
             )
         });
         let session = Box::new(Session {
-            token_deadline: Instant::now() + Duration::from_secs(expires_in),
+            token_deadline,
             hub,
             conn,
             codec,
-            identity,
-            subs: HashSet::new(),
+            reg,
             commands,
             refused_in_a_row: 0,
         });
@@ -206,10 +202,11 @@ impl Session {
             ping_interval,
         }))
         .await;
-        debug!(conn = %self.conn.id, user = %self.identity.user, "connected");
+        debug!(conn = %self.conn.id, user = %self.reg.identity().user, "connected");
         self.run(&mut stream).await;
-        Box::pin(self.cleanup()).await;
-        if matches!(self.conn.close_reason(), Some(CloseReason::Code(_))) {
+        let Session { conn, reg, .. } = *self;
+        Box::pin(reg.release()).await;
+        if matches!(conn.close_reason(), Some(CloseReason::Code(_))) {
             Box::pin(linger(&mut stream)).await;
         }
     }
@@ -306,23 +303,16 @@ impl Session {
     }
 
     async fn reply(&self, frame: &ServerFrame<'_>) {
-        self.conn
+        let outcome = self
+            .conn
             .send(Outgoing::Frame(Box::new(self.codec.encode(frame))))
             .await;
+        super::subscription::queued(&self.hub, outcome);
     }
 
     async fn error(&self, id: Option<u32>, code: ErrorCode, message: &str) {
         self.hub.metrics.error(code);
         self.reply(&ServerFrame::Error { id, code, message }).await;
-    }
-
-    async fn cleanup(&mut self) {
-        self.conn.gone();
-        self.hub.registry.unregister(&self.conn);
-        for topic in std::mem::take(&mut self.subs) {
-            self.leave_topic(&topic).await;
-        }
-        debug!(conn = %self.conn.id, "closed");
     }
 }
 

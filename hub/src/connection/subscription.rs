@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use super::handle::ConnHandle;
+use super::handle::{ConnHandle, PushOutcome};
 use crate::broker::{Position, Recovery};
 use crate::config::NamespaceConfig;
 use crate::fanout::{Outgoing, SubscribedReply};
@@ -62,7 +62,7 @@ pub async fn open(
     codec: Codec,
     id: u32,
 ) -> Opened {
-    if !conn.send(Outgoing::Begin(topic.clone())).await {
+    if !queued(hub, conn.send(Outgoing::Begin(topic.clone())).await) {
         return Opened::Closing;
     }
     let catch_up = async {
@@ -95,11 +95,13 @@ pub async fn open(
                 code: err.code(),
                 message: &message,
             });
-            conn.send(Outgoing::End {
-                topic: topic.clone(),
-                frame: Box::new(frame),
-            })
-            .await;
+            let outcome = conn
+                .send(Outgoing::End {
+                    topic: topic.clone(),
+                    frame: Box::new(frame),
+                })
+                .await;
+            queued(hub, outcome);
             return Opened::Failed;
         }
     };
@@ -112,18 +114,27 @@ pub async fn open(
         recovered: matches!(start, Start::Since(_)).then_some(recovery.recovered),
         publications: &publications,
     });
-    let queued = conn
+    let outcome = conn
         .send(Outgoing::Subscribed(Box::new(SubscribedReply {
             topic: topic.clone(),
             position: recovery.position,
             frame,
         })))
         .await;
-    if queued {
+    if queued(hub, outcome) {
         Opened::Subscribed
     } else {
         Opened::Closing
     }
+}
+
+/// Whether a [`ConnHandle::send`] queued its item; counts the slow consumer
+/// when it closed the connection instead.
+pub fn queued(hub: &Hub, outcome: PushOutcome) -> bool {
+    if outcome == PushOutcome::SlowConsumer {
+        hub.metrics.slow_consumer();
+    }
+    outcome == PushOutcome::Queued
 }
 
 /// Unregisters `conn` from `topic`, stops routing the topic here when it was

@@ -5,15 +5,16 @@
 //! history) or the last offset written, so a publication is never written
 //! before the `subscribed` reply that recovers older ones, and never twice.
 //! It also sends WebSocket pings (and drops a peer that has sent nothing for
-//! two ping intervals) and, when the connection is asked to close, the
-//! `disconnect` frame and the close frame.
+//! two ping intervals), drops a peer that does not take a batch within the
+//! write timeout as a slow consumer (4101), and, when the connection is
+//! asked to close, sends the `disconnect` frame and the close frame.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes};
 use bytes::Bytes;
-use futures_util::{Sink, SinkExt};
+use futures_util::{FutureExt, Sink, SinkExt};
 
 use super::handle::{CloseReason, ConnHandle};
 use super::outbox;
@@ -39,6 +40,16 @@ pub struct WriterConfig {
     pub ping_interval: Duration,
     /// Broadcasts held per subscribing topic before the client counts as slow.
     pub max_held: usize,
+    /// How long one batch may take to write before the client counts as a
+    /// slow consumer (4101).
+    pub write_timeout: Duration,
+}
+
+/// How a timed batch write ended.
+enum Written {
+    Done,
+    Failed,
+    Stalled,
 }
 
 /// The writer's state.
@@ -48,6 +59,7 @@ pub struct Writer<S> {
     metrics: Arc<Metrics>,
     codec: Codec,
     ping_interval: Duration,
+    write_timeout: Duration,
     tracker: Tracker,
     /// Items taken from the outbox, applied before the next write.
     inbox: Vec<Outgoing>,
@@ -75,6 +87,7 @@ where
             metrics,
             codec: config.codec,
             ping_interval: config.ping_interval,
+            write_timeout: config.write_timeout,
             tracker: Tracker::new(config.max_held),
             inbox: Vec::new(),
             emits: Vec::new(),
@@ -121,9 +134,8 @@ where
                     tokio::select! {
                         biased;
                         reason = &mut closed => break reason,
-                        ok = self.write_batch() => if !ok {
-                            conn.gone();
-                            break CloseReason::Gone;
+                        written = self.write_timed() => if let Some(reason) = self.after_write(written) {
+                            break reason;
                         },
                     }
                 }
@@ -139,9 +151,8 @@ where
                     tokio::select! {
                         biased;
                         reason = &mut closed => break reason,
-                        ok = self.write_batch() => if !ok {
-                            conn.gone();
-                            break CloseReason::Gone;
+                        written = self.write_timed() => if let Some(reason) = self.after_write(written) {
+                            break reason;
                         },
                     }
                 }
@@ -153,7 +164,8 @@ where
                 self.metrics.disconnect(code);
                 // Boxed: the writer task is sized for its largest await point, and
                 // this one runs once, at the end.
-                let _ = Box::pin(tokio::time::timeout(GOODBYE_TIMEOUT, self.goodbye(code))).await;
+                let limit = GOODBYE_TIMEOUT.min(self.write_timeout);
+                let _ = Box::pin(tokio::time::timeout(limit, self.goodbye(code))).await;
             }
             // The peer closed (or the socket failed): flush the close reply that
             // tungstenite queued when it read the peer's close frame, so a
@@ -182,6 +194,41 @@ where
         *emits = Vec::new();
         *batch = Vec::new();
         outbox.recv_many(inbox, BATCH).await
+    }
+
+    /// Writes the batch within the write timeout. The timer is armed only
+    /// when the write does not complete at once (the common case does, and
+    /// then costs no timer).
+    async fn write_timed(&mut self) -> Written {
+        let limit = self.write_timeout;
+        let write = self.write_batch();
+        tokio::pin!(write);
+        let done = match write.as_mut().now_or_never() {
+            Some(ok) => ok,
+            None => match tokio::time::timeout(limit, write).await {
+                Ok(ok) => ok,
+                Err(_) => return Written::Stalled,
+            },
+        };
+        if done { Written::Done } else { Written::Failed }
+    }
+
+    /// What a write's outcome means for the connection: `Some` ends it.
+    fn after_write(&self, written: Written) -> Option<CloseReason> {
+        match written {
+            Written::Done => None,
+            Written::Failed => {
+                self.conn.gone();
+                Some(CloseReason::Gone)
+            }
+            Written::Stalled => {
+                tracing::debug!(conn = %self.conn.id, "write stalled past the write timeout; slow consumer");
+                if self.conn.close(CloseCode::SlowConsumer) {
+                    self.metrics.slow_consumer();
+                }
+                Some(self.conn.close_reason().unwrap_or(CloseReason::Gone))
+            }
+        }
     }
 
     async fn write_batch(&mut self) -> bool {
@@ -287,6 +334,7 @@ mod tests {
                 codec: Codec::Json,
                 ping_interval: Duration::from_secs(3600),
                 max_held: 16,
+                write_timeout: Duration::from_secs(3600),
             },
         );
         let task = tokio::spawn(writer.run(rx));

@@ -1,23 +1,19 @@
 //! The commands of a connected session: subscribe (with recovery),
 //! unsubscribe, publish, refresh, presence, history and ping.
 
-use std::time::Duration;
-
-use tokio::time::Instant;
-
 use crate::broker::Position;
 use crate::config::NamespaceConfig;
-use crate::connection::subscription::{self, Opened, Start};
+use crate::connection::subscription::{self, Start};
 use crate::fanout::Outgoing;
 use crate::hub::{HubError, PublishInput};
-use crate::protocol::frames::{ClientFrame, Member, PositionWire, PublicationWire, ServerFrame};
+use crate::protocol::frames::{ClientFrame, PositionWire, PublicationWire, ServerFrame};
 use crate::topic::Topic;
 
 use super::Session;
 
 impl Session {
     fn can_subscribe(&self, topic: &Topic, ns: &NamespaceConfig) -> Result<(), HubError> {
-        if ns.public || self.identity.permissions.can_subscribe(topic) {
+        if ns.public || self.reg.identity().permissions.can_subscribe(topic) {
             Ok(())
         } else {
             Err(HubError::NotPermitted {
@@ -43,20 +39,21 @@ impl Session {
             } => self.subscribe(id, &topic, since.as_ref(), latest).await,
             ClientFrame::Unsubscribe { id, topic } => {
                 let (topic, _) = self.hub.resolve(&topic)?;
-                if !self.subs.remove(&topic) {
+                if !self.reg.unsubscribe(&topic).await {
                     return Err(HubError::NotSubscribed(topic));
                 }
-                self.leave_topic(&topic).await;
                 let frame = self.codec.encode(&ServerFrame::Unsubscribed {
                     id,
                     topic: topic.as_str(),
                 });
-                self.conn
+                let outcome = self
+                    .conn
                     .send(Outgoing::End {
                         topic,
                         frame: Box::new(frame),
                     })
                     .await;
+                subscription::queued(&self.hub, outcome);
                 Ok(())
             }
             ClientFrame::Publish {
@@ -72,7 +69,7 @@ impl Session {
                         topic.namespace().to_owned(),
                     ));
                 }
-                if !self.identity.permissions.can_publish(&topic) {
+                if !self.reg.identity().permissions.can_publish(&topic) {
                     return Err(HubError::NotPermitted {
                         action: "publish",
                         topic,
@@ -94,12 +91,12 @@ impl Session {
             }
             ClientFrame::Refresh { id, token } => {
                 let identity = self.hub.verifier.verify(&token)?;
-                if identity.user != self.identity.user {
+                if identity.user != self.reg.identity().user {
                     return Err(HubError::UserMismatch);
                 }
                 let expires_in = identity.expires_in();
-                self.token_deadline = Instant::now() + Duration::from_secs(expires_in);
-                self.identity = identity;
+                self.token_deadline = identity.deadline();
+                self.reg.set_identity(identity);
                 self.reply(&ServerFrame::Refreshed {
                     id,
                     expires_in: Some(expires_in),
@@ -154,60 +151,24 @@ impl Session {
     ) -> Result<(), HubError> {
         let (topic, ns) = self.hub.resolve(topic)?;
         self.can_subscribe(&topic, ns)?;
-        if self.subs.contains(&topic) {
+        if self.reg.is_subscribed(&topic) {
             return Err(HubError::AlreadySubscribed(topic));
         }
         let max = self.hub.config.limits.max_subscriptions;
-        if self.subs.len() >= max {
+        if self.reg.subscription_count() >= max {
             return Err(HubError::SubscriptionLimit(max));
         }
         let since = since.map(Position::from_wire);
-        let opened = subscription::open(
-            &self.hub,
-            &self.conn,
-            &topic,
-            ns,
-            Start::new(since.as_ref(), latest),
-            self.codec,
-            id,
-        )
-        .await;
-        if opened != Opened::Subscribed {
-            return Ok(());
-        }
-        self.subs.insert(topic.clone());
-        if ns.presence
-            && let Err(e) = self
-                .hub
-                .broker
-                .join(&topic, self.member(), ns.join_leave)
-                .await
-        {
-            tracing::warn!(topic = %topic, error = %e, "presence join failed");
-        }
+        // The reply (or the error) is queued by the subscription itself.
+        self.reg
+            .subscribe(
+                &topic,
+                ns,
+                Start::new(since.as_ref(), latest),
+                self.codec,
+                id,
+            )
+            .await;
         Ok(())
-    }
-
-    /// Unsubscribes from `topic`, leaving presence when its namespace has it.
-    pub(super) async fn leave_topic(&self, topic: &Topic) {
-        let ns = self.hub.config.namespace(topic.namespace());
-        let member = ns.and_then(|ns| ns.presence.then_some((self.member(), ns.join_leave)));
-        let member = member.as_ref().map(|(m, announce)| (m, *announce));
-        subscription::close(&self.hub, &self.conn, topic, member).await;
-    }
-
-    /// This connection as a presence member (built when needed, not kept:
-    /// most connections never use presence).
-    fn member(&self) -> Member {
-        Member {
-            client_id: self.conn.client_id.to_string(),
-            user: self.identity.user.to_string(),
-            info: self
-                .identity
-                .info
-                .as_deref()
-                .cloned()
-                .unwrap_or(serde_json::Value::Null),
-        }
     }
 }
