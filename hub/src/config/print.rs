@@ -141,6 +141,13 @@ impl Config {
         t.insert("command_burst".into(), int(l.command_burst));
         t.insert("api_rate".into(), int(l.api_rate));
         t.insert("max_request_bytes".into(), int(l.max_request_bytes));
+        t.insert("outbox_bytes".into(), int(l.outbox_bytes));
+        // Printed as effective (the default follows ping_interval).
+        t.insert("write_timeout".into(), duration(l.write_timeout()));
+        t.insert(
+            "header_read_timeout".into(),
+            duration(l.header_read_timeout),
+        );
         t
     }
 }
