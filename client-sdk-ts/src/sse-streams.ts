@@ -6,13 +6,12 @@
  * topic is checked over REST and only the refused ones fail, as a WebSocket
  * `subscribe` would, while the stream goes on with the others.
  */
-import { PERMANENT_SUBSCRIBE_ERRORS } from './close-codes.js';
+import { LocalClose, PERMANENT_SUBSCRIBE_ERRORS } from './close-codes.js';
 import { HubbubError } from './errors.js';
 import type { Feed } from './feed.js';
 import type { RestReads } from './rest.js';
 import { openSse, type FetchLike } from './transport/sse.js';
 import type { Transport, TransportHandlers } from './transport/transport.js';
-import { LocalClose } from './close-codes.js';
 import type { Position } from './wire.js';
 
 /** Refusals of a whole stream that name one of its topics. */
