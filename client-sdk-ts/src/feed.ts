@@ -154,19 +154,24 @@ export class Feed {
       return;
     }
     const pos = { epoch: reply.position.epoch, offset: since.offset };
-    const missed = [...(reply.publications ?? [])].sort((a, b) => a.offset - b.offset);
+    // The missed publications: in the reply (WebSocket), or sent as `pub`
+    // events ahead of it and held (SSE, so that plain EventSource pages see them).
+    const missed = [...(reply.publications ?? []), ...this.buffer].sort((a, b) => a.offset - b.offset);
     let delivered = false;
+    let i = 0;
     this.pos = pos;
     const primed = this.primed;
     this.primed = undefined;
     if (primed) this.deliver({ ...primed, latest: true });
-    for (const pub of missed) {
+    for (; i < missed.length; i++) {
+      const pub = missed[i] as Publication;
       if (pub.offset <= pos.offset) continue;
       if (pub.offset !== pos.offset + 1) break; // a hole in what the hub handed over
       pos.offset = pub.offset;
       delivered = true;
       this.deliver(pub);
     }
+    this.buffer = missed.slice(i).filter((p) => p.offset > pos.offset);
     if (delivered) this.fruitlessResyncs = 0;
     this.confirm(true);
     if (pos.offset < reply.position.offset) {

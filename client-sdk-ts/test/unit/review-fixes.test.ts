@@ -178,3 +178,31 @@ describe('issue 12 fixes', () => {
     expect(FakeWebSocket.instances).toHaveLength(1);
   });
 });
+
+describe('SSE recovery sent as pub events', () => {
+  it('delivers recovered publications that arrive as `pub` events before `subscribed`, once, in order', async () => {
+    const http = fakeHttp();
+    const { client } = makeClient({ transports: ['sse'], fetch: http.fetch });
+    const sub = client.subscribe('bookings:1');
+    const seen: number[] = [];
+    sub.on('publication', (p) => seen.push(p.offset));
+    client.connect();
+    await settle();
+    const p = (offset: number) => ({ type: 'pub', topic: 'bookings:1', offset, event: 'e', data: {}, ts: 1, id: `p${offset}` });
+    const s1 = http.streams[0]!;
+    s1.write(sseEvent('subscribed', { type: 'subscribed', topic: 'bookings:1', position: { epoch: 'e1', offset: 4 }, publications: [] }));
+    s1.write(sseEvent('pub', p(5)));
+    await settle();
+    s1.write(sseEvent('disconnect', { code: 4201, reason: 'rebalance', reconnect: true }));
+    await settle();
+    const s2 = http.streams[1]!;
+    expect(s2.url.searchParams.get('since')).toBe('bookings:1|e1|5');
+    // The hub sends what was missed as pub events, then `subscribed` with no publications in it.
+    s2.write(sseEvent('pub', p(6)) + sseEvent('pub', p(7)));
+    s2.write(sseEvent('subscribed', { type: 'subscribed', topic: 'bookings:1', position: { epoch: 'e1', offset: 7 }, recovered: true, publications: [] }));
+    s2.write(sseEvent('pub', p(7)) + sseEvent('pub', p(8)));
+    await settle();
+    expect(seen).toEqual([5, 6, 7, 8]);
+    expect(http.streams).toHaveLength(2); // no reopen: nothing was missing
+  });
+});
