@@ -5,7 +5,7 @@
  * `pub`, `join`, `leave` and SSE `subscribed` frames to the feed of their topic.
  */
 import { PERMANENT_SUBSCRIBE_ERRORS } from './close-codes.js';
-import type { HubbubError } from './errors.js';
+import { HubbubError } from './errors.js';
 import { Feed, type FeedHost } from './feed.js';
 import { Subscription, type EventMap, type HandleHost, type SubscribeOptions } from './subscription.js';
 import type { TransportKind } from './transport/transport.js';
@@ -77,6 +77,13 @@ export class Topics implements FeedHost {
         return true;
       case 'leave':
         this.feeds.get(frame.topic)?.onLeave(frame.member);
+        return true;
+      case 'unsubscribed':
+        // Unsolicited (replies carry an `id` and are settled before this): the
+        // hub ended the subscription, e.g. a `refresh` to a token that no
+        // longer allows the topic. It is not retried.
+        if (!('code' in frame)) return false;
+        this.fail(frame.topic, new HubbubError(frame.code, frame.message ?? `the hub ended ${frame.topic}`));
         return true;
       case 'subscribed':
         // SSE: the stream confirms each topic with an unsolicited `subscribed`.

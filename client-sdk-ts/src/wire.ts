@@ -111,6 +111,8 @@ export type Push =
   | PubFrame
   | { type: 'join'; topic: string; member: Member }
   | { type: 'leave'; topic: string; member: Member }
+  /** The hub ended a subscription on its own (no `id`): `forbidden` after a narrower `refresh`. */
+  | { type: 'unsubscribed'; topic: string; code: string; message?: string }
   | { type: 'disconnect'; code: number; reason: string; reconnect: boolean };
 
 /** A live publication (`id` is the publication id, not a command id). */

@@ -245,6 +245,23 @@ describe('subscriptions', () => {
     expect(FakeWebSocket.last.allOf('subscribe')).toHaveLength(0);
   });
 
+  it('fails a subscription the hub ends with an unsolicited unsubscribed (a narrower refresh)', async () => {
+    const { sub, seen, ws } = await subscribed(5);
+    const errors: unknown[] = [];
+    sub.on('error', (e) => errors.push(e));
+    ws.push({ type: 'unsubscribed', topic: 'bookings:42', code: 'forbidden', message: 'not allowed any more' });
+    await settle();
+    expect(sub.state).toBe('failed');
+    expect(errors).toMatchObject([{ code: 'forbidden', message: 'not allowed any more' }]);
+    ws.push(pub(6));
+    expect(seen).toEqual([]);
+    ws.serverClose(4201, 'rebalance');
+    await settle();
+    FakeWebSocket.last.handshake({ ping_interval: 0 });
+    await settle();
+    expect(FakeWebSocket.last.allOf('subscribe')).toHaveLength(0);
+  });
+
   it('retries a subscribe that failed for a passing reason', async () => {
     const { client, ws } = await connected({}, { ping_interval: 0 });
     const sub = client.subscribe('bookings:1');

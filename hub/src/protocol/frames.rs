@@ -166,6 +166,18 @@ pub enum ServerFrame<'a> {
         /// The topic.
         topic: &'a str,
     },
+    /// Push: the hub ended a subscription on its own (no `id`): after a
+    /// `refresh` to a token whose `subscribe` claim no longer allows the
+    /// topic, with `code` `forbidden`. Sent as `type: "unsubscribed"`.
+    #[serde(rename = "unsubscribed")]
+    Revoked {
+        /// The topic.
+        topic: &'a str,
+        /// Why, as an error code.
+        code: ErrorCode,
+        /// A human-readable explanation.
+        message: &'a str,
+    },
     /// Reply to `publish`.
     Published {
         /// Command id.

@@ -6,6 +6,7 @@ use crate::config::NamespaceConfig;
 use crate::connection::subscription::{self, Start};
 use crate::fanout::Outgoing;
 use crate::hub::{HubError, PublishInput};
+use crate::protocol::ErrorCode;
 use crate::protocol::frames::{ClientFrame, PositionWire, PublicationWire, ServerFrame};
 use crate::topic::Topic;
 
@@ -97,6 +98,7 @@ impl Session {
                 let expires_in = identity.expires_in();
                 self.token_deadline = identity.deadline();
                 self.reg.set_identity(identity);
+                self.end_revoked().await;
                 self.reply(&ServerFrame::Refreshed {
                     id,
                     expires_in: Some(expires_in),
@@ -139,6 +141,42 @@ impl Session {
                 .await;
                 Ok(())
             }
+        }
+    }
+
+    /// Ends, with an `unsubscribed` push carrying `forbidden`, every
+    /// subscription the current token no longer allows (after a `refresh`).
+    async fn end_revoked(&mut self) {
+        let revoked: Vec<Topic> = self
+            .reg
+            .topics()
+            .filter(|topic| {
+                let allowed = self
+                    .hub
+                    .config
+                    .namespace(topic.namespace())
+                    .is_some_and(|ns| self.can_subscribe(topic, ns).is_ok());
+                !allowed
+            })
+            .cloned()
+            .collect();
+        for topic in revoked {
+            self.reg.unsubscribe(&topic).await;
+            let message = format!("the refreshed token does not allow subscribing to `{topic}`");
+            let frame = self.codec.encode(&ServerFrame::Revoked {
+                topic: topic.as_str(),
+                code: ErrorCode::Forbidden,
+                message: &message,
+            });
+            self.hub.metrics.error(ErrorCode::Forbidden);
+            let outcome = self
+                .conn
+                .send(Outgoing::End {
+                    topic,
+                    frame: Box::new(frame),
+                })
+                .await;
+            subscription::queued(&self.hub, outcome);
         }
     }
 
