@@ -154,11 +154,14 @@ export function useTopic<E extends EventMap = EventMap>(
   return state;
 }
 
-/** The client's connection state, re-rendering on every change. */
-export function useConnectionState(client: Hubbub): ConnectionState {
+/** The client's (default: the provider's) connection state, re-rendering on every change. */
+export function useConnectionState(client?: Hubbub): ConnectionState {
+  const provided = useContext(HubbubContext);
+  const c = client ?? provided;
+  if (!c) throw new Error('useConnectionState() needs a client or a <HubbubProvider client={…}> above');
   return useSyncExternalStore(
-    (onChange) => client.on('state', onChange),
-    () => client.state,
-    () => client.state,
+    (onChange) => c.on('state', onChange),
+    () => c.state,
+    () => c.state,
   );
 }

@@ -5,6 +5,7 @@
  * order, none twice and none missed. Lost publications (`reset`, a gap history
  * cannot fill, a different epoch) load again, with backoff.
  */
+import { PERMANENT_SUBSCRIBE_ERRORS } from './close-codes.js';
 import { Emitter } from './emitter.js';
 import { HubbubError } from './errors.js';
 import type { EventMap, Subscription } from './subscription.js';
@@ -116,7 +117,17 @@ export class Synced<E extends EventMap, S> extends Emitter<SyncEvents<S>> {
   private async cycle(run: number): Promise<void> {
     try {
       this.setStatus('loading');
-      const position = await this.host.position();
+      let position: Position;
+      try {
+        position = await this.host.position();
+      } catch (err) {
+        // A topic this token may not read (or that cannot exist) will not get better.
+        if (run === this.run && err instanceof HubbubError && PERMANENT_SUBSCRIBE_ERRORS.has(err.code)) {
+          this.fail(err);
+          return;
+        }
+        throw err;
+      }
       if (run !== this.run) return;
       if (!this.sub) this.attach(this.host.subscribe({ since: position }));
       const state = await this.options.load({ ...position });
@@ -177,12 +188,16 @@ export class Synced<E extends EventMap, S> extends Emitter<SyncEvents<S>> {
       this.emit('error', new HubbubError('reset', `publications of ${this.topic} were lost: loading again`));
       this.reload();
     });
-    sub.on('error', (err) => {
-      this.run += 1;
-      if (this.timer !== undefined) clearTimeout(this.timer);
-      this.emit('error', err);
-      this.setStatus('failed');
-    });
+    sub.on('error', (err) => this.fail(err));
+  }
+
+  /** The topic cannot be read: stop for good. */
+  private fail(err: HubbubError): void {
+    this.run += 1;
+    if (this.timer !== undefined) clearTimeout(this.timer);
+    this.sub?.unsubscribe();
+    this.emit('error', err);
+    this.setStatus('failed');
   }
 
   private onPub(pub: Publication): void {

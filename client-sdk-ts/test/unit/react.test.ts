@@ -68,17 +68,18 @@ describe('useSyncedState', () => {
     type Guests = { 'guest.added': { name: string } };
     let release: (names: string[]) => void = () => {};
     function GuestList() {
+      const conn = useConnectionState();
       const { state, status } = useSyncedState<Guests, string[]>('guests:w', {
         load: () => new Promise<string[]>((r) => (release = r)),
         apply: (names, pub) => [...names, pub.data.name],
       });
-      return createElement('p', null, `${status}:${(state ?? []).join(',')}`);
+      return createElement('p', null, `${conn}/${status}:${(state ?? []).join(',')}`);
     }
     const el = document.createElement('div');
     const root = createRoot(el);
     await act(async () => root.render(createElement(HubbubProvider, { client }, createElement(GuestList))));
     await act(async () => settle());
-    expect(el.textContent).toBe('loading:');
+    expect(el.textContent).toBe('connected/loading:');
     await act(async () => {
       ws.reply(ws.lastOf('history'), { type: 'history', publications: [], position: { epoch: 'e', offset: 3 } });
       await settle();
@@ -91,9 +92,9 @@ describe('useSyncedState', () => {
       release(['ann', 'bob', 'cy']);
       await settle();
     });
-    expect(el.textContent).toBe('live:ann,bob,cy,dan');
+    expect(el.textContent).toBe('connected/live:ann,bob,cy,dan');
     await act(async () => ws.push({ type: 'pub', topic: 'guests:w', offset: 5, event: 'guest.added', data: { name: 'eve' }, ts: 1, id: 'e' }));
-    expect(el.textContent).toBe('live:ann,bob,cy,dan,eve');
+    expect(el.textContent).toBe('connected/live:ann,bob,cy,dan,eve');
     await act(async () => root.unmount());
     await settle();
     expect(ws.lastOf('unsubscribe')).toMatchObject({ topic: 'guests:w' });

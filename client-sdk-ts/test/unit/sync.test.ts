@@ -233,4 +233,16 @@ describe('sync: load then stream', () => {
     await vi.advanceTimersByTimeAsync(60_000);
     expect(loads).toHaveLength(1);
   });
+
+  it('fails for good, without retrying, when the topic may not be read', async () => {
+    const { ws, synced, load, errors } = await start();
+    ws.reply(ws.lastOf('history'), { type: 'error', code: 'forbidden', message: 'no subscribe claim' });
+    await settle();
+    expect(synced.status).toBe('failed');
+    expect(errors).toEqual(['forbidden']);
+    await vi.advanceTimersByTimeAsync(120_000);
+    expect(ws.allOf('history')).toHaveLength(1);
+    expect(ws.allOf('subscribe')).toHaveLength(0);
+    expect(load).not.toHaveBeenCalled();
+  });
 });
