@@ -362,4 +362,32 @@ mod tests {
         );
         assert!(matches!(tx.try_send(item(3)), Err(TrySendError::Closed(_))));
     }
+
+    fn sized(n: usize) -> Outgoing {
+        Outgoing::Frame(Box::new(Message::Binary(vec![0; n].into())))
+    }
+
+    #[tokio::test]
+    async fn bytes_count_until_the_receiver_comes_back_and_one_big_item_passes() {
+        let (tx, mut rx) = bounded(16, 100);
+        tx.try_send(sized(60)).unwrap();
+        tx.try_send(sized(60)).unwrap(); // admitted below the budget
+        assert!(matches!(tx.try_send(sized(1)), Err(TrySendError::Full(_))));
+        let mut buf = Vec::new();
+        assert_eq!(rx.take(&mut buf, 16), 2);
+        assert_eq!(rx.bytes(), 120, "taken, not yet written: still counted");
+        assert!(matches!(tx.try_send(sized(1)), Err(TrySendError::Full(_))));
+        // A sender waiting for room is woken when the receiver comes back.
+        let tx = Arc::new(tx);
+        let t2 = tx.clone();
+        let waiting = tokio::spawn(async move { t2.send(sized(500)).await.is_ok() });
+        tokio::task::yield_now().await;
+        assert_eq!(rx.take(&mut buf, 16), 0);
+        assert!(
+            waiting.await.unwrap(),
+            "one item above the budget passes when nothing is pending"
+        );
+        assert_eq!(rx.bytes(), 500);
+        assert!(matches!(tx.try_send(sized(1)), Err(TrySendError::Full(_))));
+    }
 }

@@ -375,4 +375,48 @@ mod tests {
         }
         task.await.unwrap();
     }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_peer_that_takes_nothing_is_a_slow_consumer_after_the_write_timeout() {
+        // A socket whose peer stopped reading: no write ever completes.
+        let sink = futures_util::sink::unfold((), |(), _msg: Message| {
+            std::future::pending::<Result<(), ()>>()
+        });
+        let (tx, rx) = outbox::channel(64);
+        let conn = Arc::new(ConnHandle::new(ConnId::next(), "c".into(), "u".into(), tx));
+        let metrics = Arc::new(Metrics::default());
+        let writer = Writer::new(
+            Box::pin(sink),
+            conn.clone(),
+            metrics.clone(),
+            WriterConfig {
+                codec: Codec::Json,
+                ping_interval: Duration::from_secs(3600),
+                max_held: 16,
+                write_timeout: Duration::from_secs(2),
+            },
+        );
+        let task = tokio::spawn(writer.run(rx));
+        let frame = Codec::Json.encode(&ServerFrame::Pong { id: 1 });
+        conn.push(Outgoing::Frame(Box::new(frame)));
+        let started = tokio::time::Instant::now();
+        task.await.unwrap();
+        assert_eq!(
+            conn.close_reason(),
+            Some(CloseReason::Code(CloseCode::SlowConsumer))
+        );
+        let waited = started.elapsed();
+        assert!(
+            waited >= Duration::from_secs(2) && waited <= Duration::from_secs(5),
+            "the write timeout, then at most as long again for the goodbye: {waited:?}"
+        );
+        let text = metrics.render(crate::metrics::Gauges::default());
+        assert!(
+            text.contains("hubbub_slow_consumer_disconnects_total 1\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("hubbub_disconnects_total{code=\"4101\",reason=\"slow_consumer\"} 1\n")
+        );
+    }
 }
