@@ -79,7 +79,8 @@ impl Broadcast {
     /// Bytes counted against each subscriber's outbox budget: the size of its
     /// JSON frame (encoded once, on first use, and kept for JSON writers).
     pub fn cost(&self) -> usize {
-        message_len(&self.message(Codec::Json))
+        // By reference: no clone of the shared bytes per subscriber.
+        message_len(self.json.get_or_init(|| Codec::Json.encode(&self.frame())))
     }
 
     /// The wire message for `codec`, encoded on first use and shared after.
