@@ -6,7 +6,9 @@
 //! that can send `Authorization: Bearer JWT`, which wins), and
 //! optionally `lastEventID=<id>` (a reloaded page resumes from an id it
 //! stored; the `Last-Event-ID` header of an EventSource reconnect wins over
-//! it) or `since=` (the SDK's `topic|epoch|offset,…`). Every publication is an
+//! it) or `since=` (the SDK's `topic|epoch|offset,…`), and `latest=1` (a
+//! topic without a position starts with its newest publication, as a
+//! `subscribe` with `latest`). Every publication is an
 //! `event: pub` with an `id:` — the recovered ones first, in offset order, then
 //! live ones — and a position that cannot be recovered is an `event: reset`.
 //! Ids are built by [`cursor`]; the stream's life is [`stream`]. The stream is
@@ -30,7 +32,7 @@ use tokio::time::Instant;
 
 use crate::broker::Epoch;
 use crate::connection::outbox;
-use crate::connection::subscription::{self, Opened};
+use crate::connection::subscription::{self, Opened, Start};
 use crate::connection::{ConnHandle, ConnId};
 use crate::hub::{Hub, HubError};
 use crate::metrics::Rejection;
@@ -48,6 +50,8 @@ struct Request {
     last_event_id: Option<String>,
     /// `since`: positions by name, as the SDK sends them.
     since: Option<String>,
+    /// `latest=1`: topics without a position start with their newest publication.
+    latest: bool,
 }
 
 fn bad(message: impl Into<String>) -> ApiError {
@@ -62,6 +66,13 @@ fn parse_query(query: &str) -> Result<Request, ApiError> {
             "token" => req.token = Some(value.into_owned()),
             "lastEventID" => req.last_event_id = Some(value.into_owned()),
             "since" => req.since = Some(value.into_owned()),
+            "latest" => {
+                req.latest = match value.as_ref() {
+                    "1" | "true" => true,
+                    "0" | "false" => false,
+                    _ => return Err(bad("latest must be 1 or 0")),
+                }
+            }
             other => return Err(bad(format!("unknown query parameter `{other}`"))),
         }
     }
@@ -182,8 +193,8 @@ async fn open(hub: Arc<Hub>, query: &str, headers: &HeaderMap) -> Result<Respons
     // closes the connection and the watchdog releases it.
     let state = StreamState::new(hub.clone(), conn.clone(), rx, cursor);
     for (topic, ns) in &topics {
-        let since = state.cursor.get(topic);
-        match subscription::open(&hub, &conn, topic, ns, since, Codec::Json, 0).await {
+        let start = Start::new(state.cursor.get(topic), req.latest);
+        match subscription::open(&hub, &conn, topic, ns, start, Codec::Json, 0).await {
             Opened::Subscribed => {}
             Opened::Failed => {
                 return Err(ApiError::new(

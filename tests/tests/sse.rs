@@ -473,3 +473,38 @@ async fn a_stalled_stream_ends_when_its_token_expires() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn latest_starts_a_topic_with_its_newest_publication_as_a_pub_event() {
+    let node = start_node!().await.unwrap();
+    let tok = token("sam", &["bookings:*"], &[], 600);
+    for n in 1..=3 {
+        node.publish("bookings:L", "e", json!(n)).await.unwrap();
+    }
+    let url = sse_url(
+        &node,
+        &format!("topic=bookings:L&topic=bookings:empty&token={tok}&latest=1"),
+    );
+    let mut s = SseStream::open(&url, None).await.unwrap();
+    let (got, other) = pubs(&mut s, 1).await;
+    assert_eq!(offsets(&got, "bookings:L"), vec![3]);
+    assert_eq!(got[0].data["data"], json!(3));
+    assert!(other.iter().all(|e| e.event == "subscribed"), "{other:?}");
+    let id = got[0].id.clone().unwrap();
+    drop(s);
+    node.publish("bookings:L", "e", json!(4)).await.unwrap();
+    // Resuming from an id: `latest` applies only to topics without a position.
+    let mut s = SseStream::open(&url, Some(&id)).await.unwrap();
+    let (got, _) = pubs(&mut s, 1).await;
+    assert_eq!(offsets(&got, "bookings:L"), vec![4]);
+    let resp = node
+        .http()
+        .get(sse_url(
+            &node,
+            &format!("topic=bookings:L&token={tok}&latest=yes"),
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 400);
+}

@@ -7,7 +7,7 @@
  */
 import { LocalClose } from '../close-codes.js';
 import { HubbubError } from '../errors.js';
-import type { Position, ServerFrame } from '../wire.js';
+import type { Position, Publication, PubFrame, ServerFrame } from '../wire.js';
 import { SseParser } from './sse-parser.js';
 import type { Transport, TransportHandlers } from './transport.js';
 
@@ -152,7 +152,7 @@ export function openSse(request: SseRequest, fetchImpl: FetchLike, handlers: Tra
  * put them back in it.
  */
 class Recovered {
-  private readonly held = new Map<string, ServerFrame[]>();
+  private readonly held = new Map<string, PubFrame[]>();
 
   constructor(topics: string[]) {
     for (const topic of topics) this.held.set(topic, []);
@@ -160,19 +160,17 @@ class Recovered {
 
   /** The frame to hand on now, if any. */
   take(frame: ServerFrame | undefined): ServerFrame | undefined {
-    if (!frame || typeof frame.topic !== 'string') return frame;
+    if (!frame || (frame.type !== 'pub' && frame.type !== 'subscribed')) return frame;
     const held = this.held.get(frame.topic);
     if (!held) return frame;
     if (frame.type === 'pub') {
       held.push(frame);
       return undefined;
     }
-    if (frame.type !== 'subscribed') return frame;
     this.held.delete(frame.topic);
     if (held.length === 0) return frame;
-    const before = Array.isArray(frame.publications) ? (frame.publications as unknown[]) : [];
-    const publications = held.map(({ type: _type, ...publication }) => publication);
-    return { ...frame, publications: [...before, ...publications] };
+    const publications: Publication[] = held.map(({ type: _type, ...publication }) => publication);
+    return { ...frame, publications: [...(frame.publications ?? []), ...publications] };
   }
 }
 

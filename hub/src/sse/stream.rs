@@ -76,6 +76,11 @@ pub struct StreamState {
     /// Closes the connection when the body is dropped.
     pub guard: Guard,
     emits: Vec<Emit>,
+    /// Topics whose `subscribed` reply has not been seen yet.
+    opening: usize,
+    /// Other emits seen while `opening > 0`: sent after every reply, so that
+    /// each event id carries a position for every topic of the stream.
+    deferred: Vec<Emit>,
     pending: VecDeque<Event>,
     finished: bool,
 }
@@ -113,6 +118,7 @@ impl StreamState {
         cursor: Cursor,
     ) -> StreamState {
         let max_held = hub.config.limits.outbox_size;
+        let opening = cursor.topics().len();
         StreamState {
             rx,
             tracker: Tracker::new(max_held),
@@ -120,6 +126,8 @@ impl StreamState {
             hub,
             guard: Guard(conn),
             emits: Vec::new(),
+            opening,
+            deferred: Vec::new(),
             pending: VecDeque::new(),
             finished: false,
         }
@@ -133,52 +141,75 @@ impl StreamState {
         }
         let emits = std::mem::take(&mut self.emits);
         for emit in emits {
-            match emit {
-                Emit::Frame(msg) => self
-                    .pending
-                    .push_back(Event::default().event("error").data(text(&msg))),
-                Emit::Subscribed {
+            if self.opening > 0 {
+                if let Emit::Subscribed {
                     topic,
                     position,
                     frame,
-                } => self.subscribed(&topic, position, &frame),
-                Emit::Broadcast(b) => match b.kind() {
-                    BroadcastKind::Pub(p) => {
-                        let known = self.cursor.get(b.topic()).cloned();
-                        if let Some(known) = &known
-                            && p.offset > known.offset + 1
-                        {
-                            // A gap: the id still says `known`, so the
-                            // client's reconnect recovers what is missing.
-                            tracing::debug!(topic = %b.topic(), from = known.offset, to = p.offset, "gap on an SSE stream");
-                            self.guard.0.close(CloseCode::Rebalance);
-                            return;
+                } = emit
+                {
+                    self.opening -= 1;
+                    self.subscribed(&topic, position, &frame);
+                    if self.opening == 0 {
+                        for emit in std::mem::take(&mut self.deferred) {
+                            self.emit(emit);
                         }
-                        self.cursor.set(
-                            b.topic(),
-                            Position {
-                                epoch: known.map_or_else(super::cursor::lost_epoch, |k| k.epoch),
-                                offset: p.offset,
-                            },
-                        );
-                        self.hub.metrics.deliveries(1);
-                        let id = self.cursor.event_id();
-                        let msg = b.message(Codec::Json);
-                        self.pending
-                            .push_back(Event::default().event("pub").id(id).data(text(&msg)));
                     }
-                    BroadcastKind::Join(_) => {
-                        let msg = b.message(Codec::Json);
-                        self.pending
-                            .push_back(Event::default().event("join").data(text(&msg)));
-                    }
-                    BroadcastKind::Leave(_) => {
-                        let msg = b.message(Codec::Json);
-                        self.pending
-                            .push_back(Event::default().event("leave").data(text(&msg)));
-                    }
-                },
+                } else {
+                    self.deferred.push(emit);
+                }
+            } else {
+                self.emit(emit);
             }
+        }
+    }
+
+    fn emit(&mut self, emit: Emit) {
+        match emit {
+            Emit::Frame(msg) => self
+                .pending
+                .push_back(Event::default().event("error").data(text(&msg))),
+            Emit::Subscribed {
+                topic,
+                position,
+                frame,
+            } => self.subscribed(&topic, position, &frame),
+            Emit::Broadcast(b) => match b.kind() {
+                BroadcastKind::Pub(p) => {
+                    let known = self.cursor.get(b.topic()).cloned();
+                    if let Some(known) = &known
+                        && p.offset > known.offset + 1
+                    {
+                        // A gap: the id still says `known`, so the
+                        // client's reconnect recovers what is missing.
+                        tracing::debug!(topic = %b.topic(), from = known.offset, to = p.offset, "gap on an SSE stream");
+                        self.guard.0.close(CloseCode::Rebalance);
+                        return;
+                    }
+                    self.cursor.set(
+                        b.topic(),
+                        Position {
+                            epoch: known.map_or_else(super::cursor::lost_epoch, |k| k.epoch),
+                            offset: p.offset,
+                        },
+                    );
+                    self.hub.metrics.deliveries(1);
+                    let id = self.cursor.event_id();
+                    let msg = b.message(Codec::Json);
+                    self.pending
+                        .push_back(Event::default().event("pub").id(id).data(text(&msg)));
+                }
+                BroadcastKind::Join(_) => {
+                    let msg = b.message(Codec::Json);
+                    self.pending
+                        .push_back(Event::default().event("join").data(text(&msg)));
+                }
+                BroadcastKind::Leave(_) => {
+                    let msg = b.message(Codec::Json);
+                    self.pending
+                        .push_back(Event::default().event("leave").data(text(&msg)));
+                }
+            },
         }
     }
 
