@@ -7,7 +7,7 @@
  */
 import { LocalClose } from '../close-codes.js';
 import { HubbubError } from '../errors.js';
-import type { Position, Publication, PubFrame, ServerFrame } from '../wire.js';
+import type { Position, ServerFrame } from '../wire.js';
 import { SseParser } from './sse-parser.js';
 import type { Transport, TransportHandlers } from './transport.js';
 
@@ -111,7 +111,6 @@ export function openSse(request: SseRequest, fetchImpl: FetchLike, handlers: Tra
     handlers.onOpen();
     const parser = new SseParser();
     const decoder = new TextDecoder();
-    const recovered = new Recovered(request.topics);
     const reader = res.body.getReader();
     for (;;) {
       const { value, done: ended } = await reader.read();
@@ -119,7 +118,7 @@ export function openSse(request: SseRequest, fetchImpl: FetchLike, handlers: Tra
       if (ended) break;
       handlers.onActivity();
       for (const ev of parser.push(decoder.decode(value, { stream: true }))) {
-        const frame = recovered.take(toFrame(ev.event, ev.data));
+        const frame = toFrame(ev.event, ev.data);
         if (frame) handlers.onFrame(frame);
         if (done) return;
       }
@@ -142,36 +141,6 @@ export function openSse(request: SseRequest, fetchImpl: FetchLike, handlers: Tra
       abort.abort();
     },
   };
-}
-
-/**
- * The hub sends a topic's recovered publications as `pub` events before the
- * topic's `subscribed` event (whose `publications` is then empty), so that a
- * plain EventSource page sees them. The SDK expects them in the reply, as on
- * the WebSocket: hold each topic's `pub` frames until its `subscribed`, then
- * put them back in it.
- */
-class Recovered {
-  private readonly held = new Map<string, PubFrame[]>();
-
-  constructor(topics: string[]) {
-    for (const topic of topics) this.held.set(topic, []);
-  }
-
-  /** The frame to hand on now, if any. */
-  take(frame: ServerFrame | undefined): ServerFrame | undefined {
-    if (!frame || (frame.type !== 'pub' && frame.type !== 'subscribed')) return frame;
-    const held = this.held.get(frame.topic);
-    if (!held) return frame;
-    if (frame.type === 'pub') {
-      held.push(frame);
-      return undefined;
-    }
-    this.held.delete(frame.topic);
-    if (held.length === 0) return frame;
-    const publications: Publication[] = held.map(({ type: _type, ...publication }) => publication);
-    return { ...frame, publications: [...(frame.publications ?? []), ...publications] };
-  }
 }
 
 const SSE_EVENTS = new Set(['subscribed', 'pub', 'join', 'leave', 'disconnect', 'error']);

@@ -144,37 +144,6 @@ describe('SSE fallback', () => {
     expect(resets).toEqual([{ position: { epoch: 'e9', offset: 1 } }]);
   });
 
-  it('takes the recovered pub events that precede subscribed as its publications', async () => {
-    const sse = fakeSse();
-    const { client } = makeClient({ transports: ['sse'], fetch: sse.fetch });
-    const sub = client.subscribe('bookings');
-    const seen: number[] = [];
-    const resets: unknown[] = [];
-    sub.on('publication', (p) => seen.push(p.offset));
-    sub.on('reset', (r) => resets.push(r));
-    client.connect();
-    await settle();
-    sse.streams[0]!.write(sseEvent('subscribed', { type: 'subscribed', id: 0, topic: 'bookings', position: { epoch: 'e1', offset: 4 }, publications: [] }));
-    sse.streams[0]!.write(sseEvent('pub', pub(5), 'h1.0123456789abcdef.5'));
-    await settle();
-    sse.streams[0]!.write(sseEvent('disconnect', { code: 4201, reason: 'rebalance', reconnect: true }));
-    await settle();
-    const s2 = sse.streams[1]!;
-    expect(s2.url.searchParams.get('since')).toBe('bookings|e1|5');
-    // What the hub sends now: recovered publications as pub events with ids,
-    // then `subscribed` without them, then live ones.
-    s2.write(sseEvent('pub', pub(6), 'h1.0123456789abcdef.6') + sseEvent('pub', pub(7), 'h1.0123456789abcdef.7'));
-    await settle();
-    expect(seen).toEqual([5]);
-    s2.write(
-      sseEvent('subscribed', { type: 'subscribed', id: 0, topic: 'bookings', position: { epoch: 'e1', offset: 7 }, recovered: true, publications: [] }, 'h1.0123456789abcdef.7'),
-    );
-    s2.write(sseEvent('pub', pub(8), 'h1.0123456789abcdef.8'));
-    await settle();
-    expect(seen).toEqual([5, 6, 7, 8]);
-    expect(resets).toEqual([]);
-  });
-
   it('reopens the stream when topics change, keeping positions', async () => {
     const sse = fakeSse();
     const { client } = makeClient({ transports: ['sse'], fetch: sse.fetch });
