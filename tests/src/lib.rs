@@ -3,6 +3,7 @@
 //! WebSocket client (JSON or MessagePack) and a REST client. Every wait has a
 //! deadline; nothing sleeps and hopes.
 
+pub mod chaos;
 pub mod client;
 pub mod node;
 pub mod redis;
