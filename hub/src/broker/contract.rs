@@ -61,6 +61,9 @@ impl Sub {
     /// to re-subscribe; panics when neither happens in time.
     async fn offsets_until(&mut self, after: u64, last: u64) -> (Vec<u64>, bool) {
         let mut got = Vec::new();
+        if after >= last {
+            return (got, false);
+        }
         let deadline = tokio::time::Instant::now() + WAIT;
         loop {
             if self.inbox.closed() {
