@@ -18,3 +18,4 @@ pub mod types;
 
 pub use error::{ApiError, ErrorCode};
 pub use routes::{Backend, Caller, Operator, router};
+pub use webhooks::WebhookBackend;

@@ -73,6 +73,12 @@ fn responses(ok_schema: &str, extra: &[(&str, &str)]) -> Value {
 
 /// The document.
 pub fn document() -> Value {
+    let mut doc = document_v1();
+    crate::webhooks::extend_openapi(&mut doc);
+    doc
+}
+
+fn document_v1() -> Value {
     let position = json!({
         "type": "object", "required": ["epoch", "offset"],
         "properties": {"epoch": {"type": "string"}, "offset": {"type": "integer", "minimum": 0}}

@@ -145,7 +145,7 @@ fn json_error(rejection: JsonRejection) -> ApiError {
 }
 
 /// The REST routes under `/api`, with request bodies capped at `body_limit` bytes.
-pub fn router<B: Backend>(backend: Arc<B>, body_limit: usize) -> Router {
+pub fn router<B: crate::WebhookBackend>(backend: Arc<B>, body_limit: usize) -> Router {
     Router::new()
         .route("/api/v1/publish", post(publish::<B>))
         .route("/api/v1/batch", post(batch::<B>))
@@ -153,6 +153,7 @@ pub fn router<B: Backend>(backend: Arc<B>, body_limit: usize) -> Router {
         .route("/api/v1/topics/{topic}/presence", get(presence::<B>))
         .route("/api/v1/disconnect", post(disconnect::<B>))
         .route("/api/v1/info", get(info::<B>))
+        .merge(crate::webhooks::routes::<B>())
         .route(
             "/api/openapi.json",
             get(|| async { Json(crate::openapi::document()) }),

@@ -15,6 +15,7 @@
  * - `transport/`: WebSocket and SSE transports and the SSE parser.
  * - `publisher.ts`: {@link HubbubPublisher}, the REST publisher for backends.
  * - `coalesce.ts`: burst coalescing for list reloads.
+ * - `webhook.ts`: {@link verifyWebhook} for backends that receive webhook deliveries.
  * - `react.ts`: the `@hubbub/client/react` entry point.
  * - `wire.ts`, `codec.ts`, `close-codes.ts`: the contract's frames, encodings and close codes.
  */
@@ -58,3 +59,10 @@ export type { WebSocketConstructor, WebSocketLike } from './transport/websocket.
 export type { FetchLike } from './transport/sse.js';
 export type { GetToken } from './token.js';
 export type { HistoryReply, Member, Position, Publication } from './wire.js';
+export { verifyWebhook, WebhookVerificationError } from './webhook.js';
+export type {
+  VerifyOptions,
+  WebhookEvent,
+  WebhookHeaders,
+  WebhookPublication,
+} from './webhook.js';

@@ -251,7 +251,8 @@ fn run(config: Config, role: Role) -> ExitCode {
             Ok(()) => ExitCode::SUCCESS,
             Err(e @ crate::server::ServeError::Redis(_))
             | Err(e @ crate::server::ServeError::ApiNeedsRedis)
-            | Err(e @ crate::server::ServeError::Auth(_)) => {
+            | Err(e @ crate::server::ServeError::Auth(_))
+            | Err(e @ crate::server::ServeError::Webhooks(_)) => {
                 error!(error = %e, "invalid configuration");
                 ExitCode::from(EXIT_CONFIG)
             }

@@ -26,7 +26,8 @@
 //! lower-cased, so namespaces with capitals cannot be set this way).
 //! `HUBBUB_API_KEYS` is a TOML inline array of tables and replaces the
 //! file's `api_keys` entirely:
-//! `[{name="x", key_sha256="…", publish=["a:*"]}]`.
+//! `[{name="x", key_sha256="…", publish=["a:*"]}]`. `HUBBUB_WEBHOOKS` is the same
+//! for the `webhooks` array.
 //! Values are typed by the key: strings stay strings (a secret `123` is the
 //! string `"123"`), integers and `true`/`false` are parsed strictly, durations
 //! use humantime (`5s`, `24h`). Environment wins over the file, but cannot
@@ -41,7 +42,8 @@
 //! - `config/read.rs`: the table into typed sections, key by key;
 //! - `config/auth_keys.rs`: the `[auth]` table and its key sources;
 //! - `config/print.rs`: [`Config::to_toml`], the redacted effective configuration;
-//! - `config/error.rs`: [`ConfigError`] and [`ConfigWarning`].
+//! - `config/error.rs`: [`ConfigError`] and [`ConfigWarning`];
+//! - `config/webhooks.rs`: the `[[webhooks]]` sinks.
 //!
 //! # Dev mode
 //! With no file, no JWT key and no production setting (`redis_url`,
@@ -73,9 +75,13 @@ mod print;
 mod read;
 #[cfg(test)]
 mod tests;
+mod webhooks;
 
 use env::apply_env;
 pub use error::{ConfigError, ConfigWarning};
+pub use webhooks::{
+    EventGlob, LifecycleEvent, WebhookConfig, WebhookConfigError, WebhookOrdering, WebhookSecret,
+};
 use read::{Ctx, Section, read_config};
 
 /// The well-known HS256 secret of dev mode. Never accepted outside dev mode.
@@ -159,6 +165,8 @@ pub struct Config {
     /// Problems that do not stop the hub (unknown `HUBBUB_*` variables), for
     /// the binary to log.
     pub warnings: Vec<ConfigWarning>,
+    /// Webhook sinks (`[[webhooks]]`; `HUBBUB_WEBHOOKS` replaces them; see `config/webhooks.rs`).
+    pub webhooks: Vec<WebhookConfig>,
 }
 
 /// Log output format.

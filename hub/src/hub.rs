@@ -166,6 +166,8 @@ pub struct Hub {
     /// Background work a drain waits for (e.g. the broker calls of a dropped
     /// connection's [`Registration`](crate::connection::Registration)).
     pub tasks: tokio_util::task::TaskTracker,
+    /// Webhook sinks' operator view (set once at build when sinks are configured).
+    pub sinks: std::sync::OnceLock<Arc<dyn crate::sinks::SinkEngine>>,
     draining: AtomicBool,
     drain_notify: Notify,
     started: Instant,
@@ -197,6 +199,7 @@ impl Hub {
             verifier,
             api_keys,
             tasks: tokio_util::task::TaskTracker::new(),
+            sinks: std::sync::OnceLock::new(),
             draining: AtomicBool::new(false),
             drain_notify: Notify::new(),
             started: Instant::now(),

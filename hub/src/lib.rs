@@ -39,6 +39,7 @@ pub mod metrics;
 pub mod protocol;
 pub mod registry;
 pub mod server;
+pub mod sinks;
 pub mod sse;
 pub mod topic;
 

@@ -65,6 +65,9 @@ pub enum ServeError {
     /// The standalone REST API runs only against Redis.
     #[error("hubbub-api needs redis_url: without Redis there is no hub to publish to")]
     ApiNeedsRedis,
+    /// The webhook sinks could not be started.
+    #[error("webhooks: {0}")]
+    Webhooks(#[from] crate::sinks::StartError),
     /// Accepting connections failed.
     #[error("serving: {0}")]
     Io(#[from] std::io::Error),
@@ -85,8 +88,9 @@ fn build(config: Config, heartbeat: bool) -> Result<Arc<Hub>, ServeError> {
         .clone()
         .unwrap_or_else(|| format!("node-{:06x}", rand::random::<u32>() & 0xff_ffff))
         .into();
+    let mut memory = None;
     let broker: Arc<dyn Broker> = match &config.redis_url {
-        None => MemoryBroker::start(registry.clone()),
+        None => memory.insert(MemoryBroker::start(registry.clone())).clone(),
         Some(url) => RedisBroker::start(
             registry.clone(),
             RedisOptions {
@@ -99,13 +103,9 @@ fn build(config: Config, heartbeat: bool) -> Result<Arc<Hub>, ServeError> {
             },
         )?,
     };
-    Ok(Arc::new(Hub::new(
-        Arc::new(config),
-        node,
-        broker,
-        registry,
-        metrics,
-    )?))
+    let hub = Arc::new(Hub::new(Arc::new(config), node, broker, registry, metrics)?);
+    crate::sinks::start(&hub, memory.as_deref())?;
+    Ok(hub)
 }
 
 /// The node's router: the WebSocket and SSE endpoints and the API routes.
@@ -325,9 +325,9 @@ async fn readyz(State(hub): State<Arc<Hub>>) -> Response {
 }
 
 async fn metrics(State(hub): State<Arc<Hub>>) -> Response {
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        hub.metrics.render(hub.gauges()),
-    )
-        .into_response()
+    let mut text = hub.metrics.render(hub.gauges());
+    if let Some(sinks) = hub.sinks.get() {
+        sinks.render_metrics(&mut text).await;
+    }
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }

@@ -114,6 +114,8 @@ impl TopicState {
 pub struct MemoryBroker {
     topics: DashMap<Topic, Arc<Mutex<TopicState>>>,
     delivery: Arc<dyn Delivery>,
+    /// Webhook sinks, queued under the topic's lock (so in offset order).
+    sinks: std::sync::OnceLock<Arc<crate::sinks::memory::MemorySinks>>,
 }
 
 fn lock(state: &Mutex<TopicState>) -> MutexGuard<'_, TopicState> {
@@ -128,6 +130,7 @@ impl MemoryBroker {
         let broker = Arc::new(MemoryBroker {
             topics: DashMap::new(),
             delivery,
+            sinks: std::sync::OnceLock::new(),
         });
         let weak: Weak<MemoryBroker> = Arc::downgrade(&broker);
         tokio::spawn(async move {
@@ -140,6 +143,12 @@ impl MemoryBroker {
             }
         });
         broker
+    }
+
+    /// Queues every later publication for the webhook sinks that want it
+    /// (once; a second call is ignored and returns false).
+    pub fn set_sinks(&self, sinks: Arc<crate::sinks::memory::MemorySinks>) -> bool {
+        self.sinks.set(sinks).is_ok()
     }
 
     fn state(&self, topic: &Topic) -> Arc<Mutex<TopicState>> {
@@ -202,6 +211,9 @@ impl Broker for MemoryBroker {
         s.keep_for = req.options.history_ttl.max(req.options.idempotency_window);
         let position = s.position();
         // Delivered under the topic's lock: fan-out order is offset order.
+        if let Some(sinks) = self.sinks.get() {
+            sinks.publication(&s.epoch, &publication);
+        }
         self.delivery.deliver(&Broadcast::publication(publication));
         Ok(position)
     }

@@ -21,6 +21,7 @@ pub(super) const ENV_KEYS: &[(&str, EnvKind)] = &[
     ("drain_timeout", EnvKind::Str),
     ("log_format", EnvKind::Str),
     ("api_keys", EnvKind::Toml),
+    ("webhooks", EnvKind::Toml),
     ("allowed_origins", EnvKind::Toml),
     ("redis.key_prefix", EnvKind::Str),
     ("redis.presence_ttl", EnvKind::Str),

@@ -93,6 +93,14 @@ pub enum ConfigError {
         /// The parser's error.
         source: Box<toml::de::Error>,
     },
+    /// A webhook sink's value that is refused.
+    #[error("{key}: {source}")]
+    InvalidWebhook {
+        /// The key path.
+        key: String,
+        /// Why.
+        source: WebhookConfigError,
+    },
     /// A value of the wrong TOML type.
     #[error("{key}: expected {expected}, got {found}")]
     WrongType {

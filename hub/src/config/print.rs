@@ -56,6 +56,7 @@ impl Config {
             })
             .collect();
         root.insert("api_keys".into(), Value::Array(keys));
+        root.insert("webhooks".into(), super::webhooks::to_toml(&self.webhooks));
         root.insert("limits".into(), Value::Table(self.limits_table()));
         let mut redis = Table::new();
         redis.insert("key_prefix".into(), string(self.redis.key_prefix.clone()));

@@ -262,6 +262,10 @@ pub(super) fn read_config(
                 .collect::<Result<Vec<_>, _>>()?
         }
     };
+    let webhooks = match root.array("webhooks")? {
+        Some(items) => super::webhooks::read_webhooks(ctx, items)?,
+        None => Vec::new(),
+    };
     if namespaces.is_empty() {
         return Err(ConfigError::NoNamespaces {
             key: root.key("namespaces"),
@@ -282,6 +286,7 @@ pub(super) fn read_config(
         allowed_origins,
         dev_mode,
         warnings: Vec::new(),
+        webhooks,
     })
 }
 
