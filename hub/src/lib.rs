@@ -24,6 +24,8 @@
 //! - [`server`]: router, WebSocket upgrade, [`serve`] with graceful drain, and
 //!   [`server::serve_api`] for the standalone `hubbub-api` binary.
 //! - [`metrics`]: counters and Prometheus text.
+//! - [`sinks`]: webhook sinks: signed HTTP delivery to backend services,
+//!   retries, dead letters (see `docs/webhooks.md`).
 //! - [`cli`]: the `hubbub` binary's commands (`serve`, `token`, `check-config`).
 
 pub mod api_backend;
