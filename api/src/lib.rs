@@ -10,11 +10,13 @@
 //! - [`error`]: [`ApiError`], its codes and HTTP statuses, the error body.
 //! - [`routes`]: the axum router and handlers.
 //! - [`openapi`]: the OpenAPI 3 document served at `/api/openapi.json`.
+//! - [`webhooks`]: the operator endpoints of webhook sinks.
 
 pub mod error;
 pub mod openapi;
 pub mod routes;
 pub mod types;
+pub mod webhooks;
 
 pub use error::{ApiError, ErrorCode};
 pub use routes::{Backend, Caller, Operator, router};

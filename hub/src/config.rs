@@ -79,10 +79,10 @@ mod webhooks;
 
 use env::apply_env;
 pub use error::{ConfigError, ConfigWarning};
+use read::{Ctx, Section, read_config};
 pub use webhooks::{
     EventGlob, LifecycleEvent, WebhookConfig, WebhookConfigError, WebhookOrdering, WebhookSecret,
 };
-use read::{Ctx, Section, read_config};
 
 /// The well-known HS256 secret of dev mode. Never accepted outside dev mode.
 pub const DEV_SECRET: &str = "hubbub-dev-secret-not-for-production";

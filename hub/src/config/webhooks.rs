@@ -496,16 +496,25 @@ pub(super) fn to_toml(sinks: &[WebhookConfig]) -> Value {
                 let mut t = Table::new();
                 t.insert("name".into(), text(&s.name));
                 t.insert("url".into(), text(s.url.as_str()));
-                t.insert("topics".into(), list(s.topics.iter().map(|p| p.to_string()).collect()));
+                t.insert(
+                    "topics".into(),
+                    list(s.topics.iter().map(|p| p.to_string()).collect()),
+                );
                 if let Some(events) = &s.events {
-                    t.insert("events".into(), list(events.iter().map(|g| g.0.clone()).collect()));
+                    t.insert(
+                        "events".into(),
+                        list(events.iter().map(|g| g.0.clone()).collect()),
+                    );
                 }
                 t.insert(
                     "secrets".into(),
                     list(s.secrets.iter().map(|_| "[redacted]".to_owned()).collect()),
                 );
                 t.insert("timeout".into(), dur(s.timeout));
-                t.insert("max_attempts".into(), Value::Integer(i64::from(s.max_attempts)));
+                t.insert(
+                    "max_attempts".into(),
+                    Value::Integer(i64::from(s.max_attempts)),
+                );
                 t.insert("backoff_min".into(), dur(s.backoff_min));
                 t.insert("backoff_max".into(), dur(s.backoff_max));
                 let ordering = match s.ordering {
