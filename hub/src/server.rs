@@ -89,22 +89,25 @@ fn build(config: Config, heartbeat: bool) -> Result<Arc<Hub>, ServeError> {
         .unwrap_or_else(|| format!("node-{:06x}", rand::random::<u32>() & 0xff_ffff))
         .into();
     let mut memory = None;
+    let mut redis = None;
     let broker: Arc<dyn Broker> = match &config.redis_url {
         None => memory.insert(MemoryBroker::start(registry.clone())).clone(),
-        Some(url) => RedisBroker::start(
-            registry.clone(),
-            RedisOptions {
-                url: url.expose().to_owned(),
-                key_prefix: config.redis.key_prefix.clone(),
-                presence_ttl: config.redis.presence_ttl,
-                probe_interval: config.redis.probe_interval,
-                node: node.clone(),
-                heartbeat,
-            },
-        )?,
+        Some(url) => redis
+            .insert(RedisBroker::start(
+                registry.clone(),
+                RedisOptions {
+                    url: url.expose().to_owned(),
+                    key_prefix: config.redis.key_prefix.clone(),
+                    presence_ttl: config.redis.presence_ttl,
+                    probe_interval: config.redis.probe_interval,
+                    node: node.clone(),
+                    heartbeat,
+                },
+            )?)
+            .clone(),
     };
     let hub = Arc::new(Hub::new(Arc::new(config), node, broker, registry, metrics)?);
-    crate::sinks::start(&hub, memory.as_deref())?;
+    crate::sinks::start(&hub, memory.as_deref(), redis.as_deref())?;
     Ok(hub)
 }
 

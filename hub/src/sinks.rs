@@ -12,11 +12,14 @@
 //! - `http`: one attempt over HTTP and the retry delay.
 //! - `stats`: per-sink counters and their Prometheus text.
 //! - `memory`: the in-process engine: bounded queues per sink, lost on restart.
+//! - `redis`: the Redis engine: a stream per sink, appended by the publish
+//!   script, delivered by the node holding the sink's lease.
 //! - `api`: the operator endpoints' hub side (operator keys only).
 
 pub mod api;
 pub mod http;
 pub mod memory;
+pub mod redis;
 pub mod sign;
 pub mod stats;
 
@@ -30,11 +33,13 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use crate::broker::memory::MemoryBroker;
+use crate::broker::redis::RedisBroker;
 use crate::broker::{Epoch, Publication};
 use crate::config::WebhookConfig;
 use crate::hub::Hub;
 use crate::topic::Topic;
 use memory::MemorySinks;
+use redis::RedisSinks;
 
 pub use stats::{SinkCounters, SinkStats};
 
@@ -53,6 +58,8 @@ pub struct Delivery {
     pub body: Bytes,
     /// Attempts made so far.
     pub attempts: u32,
+    /// Redis engine: the entry's id in the sink's stream (acknowledged when done).
+    pub stream_id: Option<String>,
 }
 
 /// The body of a publication delivery, field for field as the contract names them.
@@ -101,6 +108,7 @@ impl Delivery {
             event: p.event.clone(),
             body: Bytes::from(body),
             attempts: 0,
+            stream_id: None,
         }
     }
 }
@@ -135,14 +143,21 @@ pub enum StartError {
     /// The HTTP client could not be built (TLS roots).
     #[error("cannot build the HTTP client: {0}")]
     Http(#[from] reqwest::Error),
-    /// This engine keeps no webhook queues yet.
-    #[error("webhook sinks are not supported on this engine yet")]
-    Unsupported,
+    /// Redis Cluster: the sinks' streams cannot share a slot with every topic.
+    #[error("webhook sinks are not supported on Redis Cluster yet (use a standalone Redis)")]
+    Cluster,
+    /// The Redis engine's connection could not be set up.
+    #[error("{0}")]
+    Redis(SinkError),
 }
 
 /// Starts the configured sinks (if any) on the hub's engine and hands the
 /// operator view to the hub. `memory`: the memory broker, when it is the engine.
-pub fn start(hub: &Hub, memory: Option<&MemoryBroker>) -> Result<(), StartError> {
+pub fn start(
+    hub: &Hub,
+    memory: Option<&MemoryBroker>,
+    redis: Option<&RedisBroker>,
+) -> Result<(), StartError> {
     if hub.config.webhooks.is_empty() {
         return Ok(());
     }
@@ -154,7 +169,24 @@ pub fn start(hub: &Hub, memory: Option<&MemoryBroker>) -> Result<(), StartError>
             broker.set_sinks(sinks.clone());
             sinks
         }
-        None => return Err(StartError::Unsupported),
+        None => {
+            let (Some(broker), Some(url)) = (redis, &hub.config.redis_url) else {
+                return Ok(());
+            };
+            if broker.is_clustered() {
+                return Err(StartError::Cluster);
+            }
+            let (sinks, streams) = RedisSinks::start(
+                url.expose(),
+                &hub.config.redis.key_prefix,
+                &hub.node,
+                set,
+                http,
+            )
+            .map_err(StartError::Redis)?;
+            broker.set_sink_streams(streams);
+            sinks
+        }
     };
     // `build` calls this once per hub; a second engine would never be used.
     if hub.sinks.set(engine).is_err() {

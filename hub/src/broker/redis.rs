@@ -26,6 +26,9 @@ mod tasks;
 mod tests;
 mod wire;
 
+/// The stored publication format, for the webhook sinks' streams (issue 10).
+pub(crate) use wire::decode_publication;
+
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
@@ -184,6 +187,18 @@ impl RedisBroker {
 
     fn keys(&self) -> &Keys {
         &self.store.keys
+    }
+
+    /// Webhook sinks (issue 10): appends every later publication to the
+    /// streams of the sinks that want it, in the publish script. Once; false
+    /// when already set.
+    pub fn set_sink_streams(&self, streams: crate::sinks::redis::StreamKeys) -> bool {
+        self.store.sinks.set(streams).is_ok()
+    }
+
+    /// Whether this is a Redis Cluster.
+    pub fn is_clustered(&self) -> bool {
+        self.sharded
     }
 
     async fn subscribe_channel(&self, channel: String, sharded: bool) -> Result<(), BrokerError> {

@@ -19,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, error, info, warn};
 
-use super::http::{self, Failure};
+use super::http;
 use super::stats::{self, SinkCounters, SinkStats};
 use super::{DeadLetter, Delivery, SinkEngine, SinkError, SinkSet};
 use crate::broker::{Epoch, Publication, now_ms};
@@ -48,30 +48,78 @@ struct Queue {
     dead: VecDeque<DeadLetter>,
 }
 
+/// A finished delivery, for an engine that keeps the queue elsewhere (Redis):
+/// acknowledge `stream_id`, after storing `dead` when it was dead-lettered.
+#[derive(Debug)]
+pub(super) struct Done {
+    pub(super) stream_id: String,
+    pub(super) dead: Option<DeadLetter>,
+}
+
 /// One sink: its configuration, queue, counters and concurrency limit.
 #[derive(Debug)]
-struct Worker {
-    config: WebhookConfig,
-    counters: SinkCounters,
+pub(super) struct Worker {
+    pub(super) config: WebhookConfig,
+    pub(super) counters: SinkCounters,
     queue: Mutex<Queue>,
     wake: Notify,
     permits: Arc<Semaphore>,
     http: reqwest::Client,
+    /// Redis engine: where finished deliveries go instead of the local dead letters.
+    done: Option<tokio::sync::mpsc::Sender<Done>>,
 }
 
 /// Why a delivery was not queued.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Full {
+pub(super) enum Full {
     Count,
     Bytes,
 }
 
 impl Worker {
+    pub(super) fn new(
+        config: WebhookConfig,
+        http: reqwest::Client,
+        done: Option<tokio::sync::mpsc::Sender<Done>>,
+    ) -> Worker {
+        Worker {
+            permits: Arc::new(Semaphore::new(config.max_in_flight)),
+            config,
+            counters: SinkCounters::default(),
+            queue: Mutex::new(Queue::default()),
+            wake: Notify::new(),
+            http,
+            done,
+        }
+    }
+
+    /// Deliveries queued or started here.
+    pub(super) fn pending(&self) -> usize {
+        self.lock().pending.len()
+    }
+
+    /// Reports a finished delivery to the engine that keeps the queue (if any).
+    /// Returns the dead letter back when there is none.
+    fn report(&self, delivery: &Delivery, dead: Option<DeadLetter>) -> Option<DeadLetter> {
+        let (Some(done), Some(id)) = (&self.done, &delivery.stream_id) else {
+            return dead;
+        };
+        let sent = done.try_send(Done {
+            stream_id: id.clone(),
+            dead,
+        });
+        if let Err(e) = sent {
+            // Not acknowledged: it stays pending in Redis and is delivered again.
+            error!(sink = %self.config.name, webhook_id = %delivery.webhook_id, error = %e, "cannot acknowledge a finished delivery; it will be delivered again");
+        }
+        None
+    }
+
     fn lock(&self) -> MutexGuard<'_, Queue> {
         self.queue.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn enqueue(&self, delivery: Delivery) -> Result<(), Full> {
+    pub(super) fn enqueue(&self, delivery: Delivery) -> Result<(), Full> {
         let mut q = self.lock();
         if q.pending.len() >= self.config.max_pending {
             return Err(Full::Count);
@@ -142,14 +190,9 @@ impl Worker {
         }
     }
 
-    fn bury(&self, delivery: Delivery, failure: Failure) {
+    fn bury(&self, letter: DeadLetter) {
         let mut q = self.lock();
-        q.dead.push_back(DeadLetter {
-            delivery,
-            last_status: failure.status,
-            last_error: failure.error,
-            dead_ts: now_ms(),
-        });
+        q.dead.push_back(letter);
         while q.dead.len() > self.config.max_dead {
             if let Some(dropped) = q.dead.pop_front() {
                 SinkCounters::bump(&self.counters.dead_dropped);
@@ -164,7 +207,7 @@ impl Worker {
     }
 
     /// Starts deliveries while permits and ready deliveries last.
-    async fn dispatch(self: Arc<Self>, tracker: TaskTracker, cancel: CancellationToken) {
+    pub(super) async fn dispatch(self: Arc<Self>, tracker: TaskTracker, cancel: CancellationToken) {
         loop {
             let permit = tokio::select! {
                 p = self.permits.clone().acquire_owned() => match p {
@@ -219,6 +262,7 @@ impl Worker {
                         .last_success_ts
                         .store(now_ms(), std::sync::atomic::Ordering::Relaxed);
                     debug!(sink, webhook_id = %d.webhook_id, status, attempts = d.attempts, "webhook delivered");
+                    self.report(d, None);
                     break;
                 }
                 Err(failure) => {
@@ -227,8 +271,15 @@ impl Worker {
                     if d.attempts >= self.config.max_attempts {
                         SinkCounters::bump(&self.counters.dead);
                         warn!(sink, webhook_id = %d.webhook_id, attempts = d.attempts, error = %failure.error, "webhook dead-lettered");
-                        let delivery = d.clone();
-                        self.bury(delivery, failure);
+                        let letter = DeadLetter {
+                            delivery: d.clone(),
+                            last_status: failure.status,
+                            last_error: failure.error,
+                            dead_ts: now_ms(),
+                        };
+                        if let Some(letter) = self.report(d, Some(letter)) {
+                            self.bury(letter);
+                        }
                         break;
                     }
                     SinkCounters::bump(&self.counters.retried);
@@ -243,7 +294,7 @@ impl Worker {
         self.finish(&entry);
     }
 
-    fn stats(&self) -> SinkStats {
+    pub(super) fn stats(&self) -> SinkStats {
         let q = self.lock();
         let now = now_ms();
         let oldest = q
@@ -286,16 +337,7 @@ impl MemorySinks {
         let workers: Vec<Arc<Worker>> = set
             .all()
             .iter()
-            .map(|config| {
-                Arc::new(Worker {
-                    permits: Arc::new(Semaphore::new(config.max_in_flight)),
-                    config: config.clone(),
-                    counters: SinkCounters::default(),
-                    queue: Mutex::new(Queue::default()),
-                    wake: Notify::new(),
-                    http: http.clone(),
-                })
-            })
+            .map(|config| Arc::new(Worker::new(config.clone(), http.clone(), None)))
             .collect();
         for w in &workers {
             tracker.spawn(w.clone().dispatch(tracker.clone(), cancel.clone()));

@@ -34,7 +34,8 @@ end
 /// KEYS: meta, history, idempotency record.
 /// ARGV: 1 channel, 2 publish command, 3 history size, 4 history TTL ms,
 /// 5 meta TTL ms, 6 idempotency window ms (0: no key), 7 ts, 8 id, 9 event,
-/// 10 data JSON.
+/// 10 data JSON; with webhook sinks (standalone Redis only), KEYS 4.. are
+/// the matching sinks' streams and ARGV 11 the topic.
 /// Returns `{offset, epoch}` (the first publication's with a repeated key).
 pub(crate) const PUBLISH: &str = concat!(
     fresh_epoch!(),
@@ -64,6 +65,13 @@ end
 if ARGV[6] ~= '0' then
   redis.call('SET', KEYS[3], offset .. ':' .. epoch, 'PX', ARGV[6])
 end
+-- >>> webhook sinks (issue 10, owner: hub/src/sinks/redis.rs) >>>
+-- KEYS[4..]: the streams of the sinks that want this publication; ARGV[11]:
+-- the topic. Queued in the same atomic step that stores the publication.
+for i = 4, #KEYS do
+  redis.call('XADD', KEYS[i], '*', 't', ARGV[11], 'm', msg)
+end
+-- <<< webhook sinks <<<
 redis.call(ARGV[2], ARGV[1], msg)
 return {offset, epoch}
 "#

@@ -57,6 +57,8 @@ pub(crate) struct Store {
     pub(crate) client: Client,
     pub(crate) keys: Keys,
     scripts: Scripts,
+    /// Webhook sinks (issue 10, `sinks/redis.rs`): whose streams a publication is appended to.
+    pub(crate) sinks: Arc<std::sync::OnceLock<crate::sinks::redis::StreamKeys>>,
 }
 
 impl Store {
@@ -65,6 +67,7 @@ impl Store {
             client,
             keys,
             scripts: Scripts::new(),
+            sinks: Arc::default(),
         }
     }
 
@@ -91,7 +94,7 @@ impl Store {
     fn publish_call(&self, req: &PublishRequest) -> (Vec<String>, Vec<Value>) {
         let t = &req.topic;
         let idem_key = req.idempotency_key.as_deref().unwrap_or("");
-        let keys = vec![
+        let mut keys = vec![
             self.keys.meta(t),
             self.keys.history(t),
             self.keys.idempotency(t, idem_key),
@@ -116,6 +119,14 @@ impl Store {
             req.event.clone().into(),
             Bytes::from(data).into(),
         ];
+        let mut args = args;
+        // Webhook sinks (issue 10): the matching sinks' streams, queued atomically.
+        if let Some(sinks) = self.sinks.get() {
+            keys.extend(sinks.matching(t, &req.event));
+            if keys.len() > 3 {
+                args.push(t.as_str().into());
+            }
+        }
         (keys, args)
     }
 
