@@ -81,7 +81,11 @@ async fn kill_9_of_the_delivering_node_loses_nothing_and_keeps_order_per_topic()
         v.contains("wh-").then_some(v)
     })
     .await;
-    let (mut victim, survivor) = if holder.contains("wh-a") { (a, b) } else { (b, a) };
+    let (mut victim, survivor) = if holder.contains("wh-a") {
+        (a, b)
+    } else {
+        (b, a)
+    };
 
     let topics = ["bookings:1", "bookings:2", "bookings:3", "bookings:4"];
     let per_topic = 150u64;
@@ -93,7 +97,8 @@ async fn kill_9_of_the_delivering_node_loses_nothing_and_keeps_order_per_topic()
         }
     }
     // Kill the delivering node as soon as deliveries flow.
-    rx.wait_until(LONG, "deliveries to start", |r| r.len() >= 20).await;
+    rx.wait_until(LONG, "deliveries to start", |r| r.len() >= 20)
+        .await;
     let before_kill = rx.requests().len();
     std::process::Command::new("kill")
         .args(["-KILL", &victim.pid().unwrap().to_string()])
@@ -118,12 +123,20 @@ async fn kill_9_of_the_delivering_node_loses_nothing_and_keeps_order_per_topic()
         .await;
     let (order, repeats) = first_successes(&got);
     for t in topics {
-        assert_eq!(order[t], (1..=per_topic).collect::<Vec<_>>(), "{t}: every offset, in order");
+        assert_eq!(
+            order[t],
+            (1..=per_topic).collect::<Vec<_>>(),
+            "{t}: every offset, in order"
+        );
     }
     let mut bodies: HashMap<&str, &[u8]> = HashMap::new();
     for r in &got {
         let first = bodies.entry(&r.id).or_insert(&r.body);
-        assert_eq!(*first, &r.body[..], "a re-sent delivery is the same delivery");
+        assert_eq!(
+            *first,
+            &r.body[..],
+            "a re-sent delivery is the same delivery"
+        );
     }
     eprintln!(
         "kill -9 result: {published} published, {before_kill} requests before the kill, {} requests in all, {repeats} re-sent after the takeover",
@@ -135,7 +148,9 @@ async fn kill_9_of_the_delivering_node_loses_nothing_and_keeps_order_per_topic()
     .await;
     // The stream holds only what is pending: trimmed to (about) nothing.
     let len = hubbub_tests::eventually("the stream trimmed", || async {
-        let v = command(redis.port, &format!("XLEN {prefix}:{{wh:svc}}:q")).await.ok()?;
+        let v = command(redis.port, &format!("XLEN {prefix}:{{wh:svc}}:q"))
+            .await
+            .ok()?;
         let n: u64 = v.trim_start_matches(':').parse().ok()?;
         (n == 0).then_some(n)
     })
@@ -148,7 +163,13 @@ async fn dead_letters_replay_and_a_redis_restart_on_its_aof_loses_nothing_queued
     let mut redis = OwnRedis::start().await.unwrap();
     let prefix = unique_prefix("wh-aof");
     let rx = Receiver::with(|_, _| Answer::Status(500)).await.unwrap();
-    let n = node(&redis, &prefix, "wh-aof-a", &sink(&rx.url(), "max_attempts = 2")).await;
+    let n = node(
+        &redis,
+        &prefix,
+        "wh-aof-a",
+        &sink(&rx.url(), "max_attempts = 2"),
+    )
+    .await;
     for i in 0..3 {
         n.publish("bookings:d", "e", json!(i)).await.unwrap();
     }
@@ -180,12 +201,21 @@ async fn dead_letters_replay_and_a_redis_restart_on_its_aof_loses_nothing_queued
     let patient = "max_attempts = 1000\nbackoff_min = \"5s\"\nbackoff_max = \"5s\"";
     let publisher = node(&redis, &prefix, "wh-aof-p", &sink(&rx.url(), patient)).await;
     for i in 0..20 {
-        publisher.publish("bookings:q", "e", json!(i)).await.unwrap();
+        publisher
+            .publish("bookings:q", "e", json!(i))
+            .await
+            .unwrap();
     }
     drop(publisher);
     redis.restart(true).await.unwrap();
     rx.set_policy(|_, _| Answer::Status(200));
-    let n = node(&redis, &prefix, "wh-aof-b", &sink(&rx.url(), "max_attempts = 2")).await;
+    let n = node(
+        &redis,
+        &prefix,
+        "wh-aof-b",
+        &sink(&rx.url(), "max_attempts = 2"),
+    )
+    .await;
     let got = rx
         .wait_until(LONG, "20 queued deliveries after the restart", |r| {
             r.iter().filter(|r| r.succeeded()).count() >= 20
@@ -193,7 +223,11 @@ async fn dead_letters_replay_and_a_redis_restart_on_its_aof_loses_nothing_queued
         .await;
     let (order, _) = first_successes(&got);
     assert_eq!(order["bookings:q"], (1..=20).collect::<Vec<_>>());
-    assert_eq!(stat(&n, "dead").await, 3, "dead letters survive the restart");
+    assert_eq!(
+        stat(&n, "dead").await,
+        3,
+        "dead letters survive the restart"
+    );
 
     let replayed: Value = n
         .post("/api/v1/webhooks/svc/dead/replay")
@@ -214,6 +248,10 @@ async fn dead_letters_replay_and_a_redis_restart_on_its_aof_loses_nothing_queued
         .filter(|r| r.succeeded() && r.json()["topic"] == "bookings:d")
         .map(|r| r.id.clone())
         .collect();
-    assert_eq!(replayed_ids, dead_ids.into_iter().collect(), "replayed with their webhook-id");
+    assert_eq!(
+        replayed_ids,
+        dead_ids.into_iter().collect(),
+        "replayed with their webhook-id"
+    );
     assert_eq!(stat(&n, "dead").await, 0);
 }
