@@ -13,7 +13,10 @@
 //! - [`broker`]: the [`Broker`](broker::Broker) trait (offsets, history,
 //!   idempotency, presence, cross-node delivery) and its engines: memory (one
 //!   node) and [`broker::redis`] (many nodes on one Redis; see `docs/redis.md`).
-//! - [`registry`]: node-local connections and topic subscribers; the fan-out.
+//!   Engines hand publications to a [`Delivery`](broker::Delivery) and never
+//!   see a connection.
+//! - [`registry`]: node-local connections and topic subscribers; the fan-out
+//!   (it implements [`Delivery`](broker::Delivery)).
 //! - [`fanout`]: [`Broadcast`](fanout::Broadcast), encoded once per sub-protocol,
 //!   and the outbox item type.
 //! - [`connection`]: the per-connection actor (reader session + writer task).

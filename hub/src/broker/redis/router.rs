@@ -132,6 +132,13 @@ impl Router {
     /// and every concurrent caller awaits that one.
     pub(crate) fn begin(&self, topic: &Topic) -> Step {
         let mut topics = self.lock();
+        if let Some(Seen {
+            route: Route::Confirmed,
+            ..
+        }) = topics.get(topic)
+        {
+            return Step::Ready;
+        }
         let seen = topics.entry(topic.clone()).or_default();
         match &seen.route {
             Route::Confirmed => Step::Ready,
@@ -196,10 +203,23 @@ impl Router {
         info!(topic = %topic, closed, why, "subscribers told to re-subscribe");
     }
 
+    /// What the node has of `topic` now (taken before a resync's read).
+    pub(crate) fn have(&self, topic: &Topic) -> Option<u64> {
+        self.lock().get(topic).and_then(Seen::have)
+    }
+
     /// After a re-subscription was confirmed, `position` was read: anything
     /// between what the node has and `position` was published while it was
-    /// not subscribed, so it never reached the node.
-    pub(crate) fn resync(&self, topic: &Topic, position: &Position) -> Verdict {
+    /// not subscribed, so it never reached the node. `before` is what the
+    /// node had when the read was sent: a position below it means the offset
+    /// went backwards (what arrived while the read was under way says
+    /// nothing about that).
+    pub(crate) fn resync(
+        &self,
+        topic: &Topic,
+        position: &Position,
+        before: Option<u64>,
+    ) -> Verdict {
         let mut topics = self.lock();
         let Some(seen) = topics.get_mut(topic) else {
             return Verdict::Fine;
@@ -212,12 +232,12 @@ impl Router {
             (None, Some(h)) if h > 0 && position.offset == 0 => {
                 Some("stream lost while resubscribing")
             }
-            (_, Some(h)) if position.offset < h => {
+            _ if before.is_some_and(|b| position.offset < b) => {
                 seen.restart(epoch, None);
                 seen.base = Some(position.offset);
                 let epoch = position.epoch.clone();
                 drop(topics);
-                warn!(topic = %topic, have = h, now = position.offset, "offset went backwards");
+                warn!(topic = %topic, had = before, now = position.offset, "offset went backwards");
                 self.rebalance(topic, "offset went backwards");
                 return Verdict::Rollback(epoch);
             }
@@ -398,7 +418,7 @@ mod tests {
         router.deliver(&t, publication(&t, "a", 1));
         router.deliver(&t, publication(&t, "a", 2));
         assert_eq!(delivery.rebalanced(&t), 0);
-        router.resync(&t, &at("a", 2));
+        router.resync(&t, &at("a", 2), router.have(&t));
         assert_eq!(delivery.rebalanced(&t), 0, "nothing missed");
         router.deliver(&t, publication(&t, "a", 4));
         assert_eq!(delivery.rebalanced(&t), 1);
@@ -410,7 +430,7 @@ mod tests {
     fn a_resync_past_what_arrived_rebalances() {
         let (router, delivery, t) = setup(at("a", 0));
         router.deliver(&t, publication(&t, "a", 1));
-        router.resync(&t, &at("a", 7));
+        router.resync(&t, &at("a", 7), router.have(&t));
         assert_eq!(delivery.rebalanced(&t), 1);
         router.deliver(&t, publication(&t, "a", 8));
         assert_eq!(delivery.rebalanced(&t), 1, "contiguous after the resync");
@@ -429,16 +449,30 @@ mod tests {
         );
         assert_eq!(delivery.rebalanced(&t), 1);
         assert_eq!(
-            router.resync(&t, &at("a", 2)),
+            router.resync(&t, &at("a", 2), router.have(&t)),
             Verdict::Rollback(Epoch::from_wire("a"))
         );
         assert_eq!(delivery.rebalanced(&t), 2);
     }
 
+    /// A publication that arrives while a resync's read is under way is
+    /// newer than the read, not a sign that the offset went backwards.
+    #[test]
+    fn an_arrival_during_a_resync_read_is_not_a_rollback() {
+        let (router, delivery, t) = setup(at("a", 0));
+        router.deliver(&t, publication(&t, "a", 1));
+        let before = router.have(&t);
+        router.deliver(&t, publication(&t, "a", 2));
+        assert_eq!(router.resync(&t, &at("a", 1), before), Verdict::Fine);
+        assert_eq!(delivery.rebalanced(&t), 0);
+        router.deliver(&t, publication(&t, "a", 3));
+        assert_eq!(delivery.offsets(&t), vec![1, 2, 3]);
+    }
+
     #[test]
     fn a_lost_stream_rebalances_on_resync() {
         let (router, delivery, t) = setup(at("a", 4));
-        router.resync(&t, &at("z", 0));
+        router.resync(&t, &at("z", 0), router.have(&t));
         assert_eq!(delivery.rebalanced(&t), 1);
         router.deliver(&t, publication(&t, "b", 1));
         assert_eq!(delivery.rebalanced(&t), 1, "a new stream from 1 is fine");

@@ -158,13 +158,14 @@ async fn resubscribe(b: &RedisBroker) {
     };
     let (topics, mut all) = topics;
     for topic in topics {
+        let before = b.router.have(&topic);
         match b
             .store
             .read(&topic, ReadMode::Position, &RESYNC_OPTIONS)
             .await
         {
             Ok(snap) => {
-                if let Verdict::Rollback(epoch) = b.router.resync(&topic, &snap.position) {
+                if let Verdict::Rollback(epoch) = b.router.resync(&topic, &snap.position, before) {
                     b.roll_forward(&topic, &epoch).await;
                 }
             }
