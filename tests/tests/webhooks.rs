@@ -363,3 +363,55 @@ async fn webhook_endpoints_are_for_operators_only() {
     assert_eq!(list["sinks"][0]["name"], "ops");
     assert_eq!(list["sinks"][0]["url"], rx.url());
 }
+
+#[test]
+fn a_bad_sink_stops_the_hub_at_start_naming_the_key() {
+    let dir = std::env::temp_dir().join(format!("hubbub-wh-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let good = sink("s", "http://127.0.0.1:9/hook", "");
+    for (bad, key) in [
+        (
+            good.replace("http://127.0.0.1:9/hook", "::not a url"),
+            "webhooks[0].url",
+        ),
+        (
+            good.replace("http://127.0.0.1:9", "http://example.com"),
+            "webhooks[0].url",
+        ),
+        (
+            good.replace("bookings:*", "bookings:*x"),
+            "webhooks[0].topics[0]",
+        ),
+        (
+            good.replace(SECRET_A, "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"),
+            "webhooks[0].secrets[0]",
+        ),
+        (
+            good.replace(SECRET_A, "whsec_not*base64"),
+            "webhooks[0].secrets[0]",
+        ),
+        (
+            good.replace("name = \"s\"", "name = \"Not A Name\""),
+            "webhooks[0].name",
+        ),
+    ] {
+        let file = dir.join("bad.toml");
+        let text = format!(
+            "listen = \"127.0.0.1:0\"\n{bad}\n{}",
+            hubbub_tests::node::base_config()
+        );
+        std::fs::write(&file, text).unwrap();
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_hubbub-node"))
+            .args(["--config", file.to_str().unwrap()])
+            .env_remove("HUBBUB_WEBHOOKS")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(64), "{key}: {stderr}");
+        assert!(stderr.contains(key), "names {key}: {stderr}");
+        assert!(
+            !stderr.contains("LaLaSw"),
+            "never echoes a secret: {stderr}"
+        );
+    }
+}

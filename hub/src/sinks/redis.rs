@@ -332,7 +332,17 @@ async fn pending_detail(
         if get("name").map(|v| text(&v)).as_deref() != Some(GROUP) {
             continue;
         }
-        lag = get("lag").and_then(|v| v.as_u64()).unwrap_or(0);
+        lag = match get("lag").and_then(|v| v.as_u64()) {
+            Some(lag) => lag,
+            // Redis cannot tell (deleted entries in the unread range): count
+            // the stream, an upper bound (it holds what is pending, and what
+            // was acknowledged since the last trim).
+            None => call(client, "XLEN", key, vec![key.clone().into()])
+                .await?
+                .as_u64()
+                .unwrap_or(0)
+                .saturating_sub(pel),
+        };
         last_delivered = get("last-delivered-id").map(|v| text(&v));
     }
     let oldest = match (pel_min, lag) {
