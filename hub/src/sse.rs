@@ -21,19 +21,17 @@ pub mod stream;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::extract::{ConnectInfo, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::sse::{KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use hubbub_api::{ApiError, ErrorCode};
-use tokio::time::Instant;
 
 use crate::broker::Epoch;
-use crate::connection::outbox;
-use crate::connection::subscription::{self, Opened, Start};
-use crate::connection::{ConnHandle, ConnId};
+use crate::config::NamespaceConfig;
+use crate::connection::registration::Registration;
+use crate::connection::subscription::{Opened, Start};
 use crate::hub::{Hub, HubError};
 use crate::metrics::Rejection;
 use crate::protocol::Codec;
@@ -153,7 +151,7 @@ async fn open(hub: Arc<Hub>, query: &str, headers: &HeaderMap) -> Result<Respons
     }
     // Sorted, duplicates removed: the order of the offsets in event ids.
     let names: Vec<Topic> = topics.keys().cloned().collect();
-    let mut cursor = Cursor::new(names.clone());
+    let mut cursor = Cursor::new(names);
     let header_id = headers.get("last-event-id").and_then(|v| v.to_str().ok());
     if let Some(id) = header_id
         .or(req.last_event_id.as_deref())
@@ -166,35 +164,32 @@ async fn open(hub: Arc<Hub>, query: &str, headers: &HeaderMap) -> Result<Respons
         cursor.resume(id, &current);
     }
 
-    let limits = &hub.config.limits;
-    let (tx, rx) = outbox::channel(limits.outbox_size);
-    let client_id: Arc<str> = uuid::Uuid::new_v4().to_string().into();
-    let conn = Arc::new(ConnHandle::new(
-        ConnId::next(),
-        client_id,
-        identity.user.clone(),
-        tx,
-    ));
     hub.metrics.connection_accepted();
-    if !hub.registry.try_register(
-        conn.clone(),
-        limits.max_connections,
-        limits.max_connections_per_user,
-    ) {
-        hub.metrics.rejected(Rejection::ConnectionLimit);
-        return Err(ApiError::new(
-            ErrorCode::Unavailable,
-            "connection limit reached on this node or for this user",
-        ));
-    }
-    let expires = Instant::now() + Duration::from_secs(identity.expires_in());
-    spawn_watchdog(hub.clone(), conn.clone(), names, expires);
-    // From here on, dropping `state` (an early return, or the response body)
-    // closes the connection and the watchdog releases it.
-    let state = StreamState::new(hub.clone(), conn.clone(), rx, cursor);
+    let (mut reg, rx) = match Registration::open(hub.clone(), identity) {
+        Ok(opened) => opened,
+        // 503, not `limit_exceeded`: a client may retry later, as a WebSocket
+        // closed with 4103 does.
+        Err(HubError::ConnectionLimit) => {
+            return Err(ApiError::new(
+                ErrorCode::Unavailable,
+                "connection limit reached on this node or for this user",
+            ));
+        }
+        Err(e) => return Err(fail(&hub, e)),
+    };
+    let conn = reg.conn().clone();
+    let expires = reg.identity().deadline();
+    // Dropping `state` (the response body) marks the connection gone; an
+    // early return drops `reg`, which releases it.
+    let state = StreamState::new(hub.clone(), conn, rx, cursor);
     for (topic, ns) in &topics {
         let start = Start::new(state.cursor.get(topic), req.latest);
-        match subscription::open(&hub, &conn, topic, ns, start, Codec::Json, 0).await {
+        // SSE is receive-only and does not join presence.
+        let ns = NamespaceConfig {
+            presence: false,
+            ..ns.clone()
+        };
+        match reg.subscribe(topic, &ns, start, Codec::Json, 0).await {
             Opened::Subscribed => {}
             Opened::Failed => {
                 return Err(ApiError::new(
@@ -205,6 +200,8 @@ async fn open(hub: Arc<Hub>, query: &str, headers: &HeaderMap) -> Result<Respons
             Opened::Closing => break,
         }
     }
+    spawn_watchdog(reg, expires);
+    let limits = &hub.config.limits;
     let keep_alive = KeepAlive::new().interval(limits.ping_interval).text("ping");
     let mut resp = Sse::new(events(state))
         .keep_alive(keep_alive)
@@ -220,7 +217,7 @@ async fn open(hub: Arc<Hub>, query: &str, headers: &HeaderMap) -> Result<Respons
 /// catch-up read without `since`), to check the id's fingerprint.
 async fn current_epochs(
     hub: &Hub,
-    topics: &BTreeMap<Topic, crate::config::NamespaceConfig>,
+    topics: &BTreeMap<Topic, NamespaceConfig>,
     id: &EventId,
 ) -> Result<Vec<Option<Epoch>>, HubError> {
     let EventId::Compact { offsets, .. } = id else {

@@ -26,6 +26,16 @@ async fn subscribed_events_for_sdks_follow_the_recovered_pub_events() {
     assert_eq!(a.data["topic"], "bookings:1");
     assert_eq!(b.data["topic"], "bookings:2");
     assert!(a.data.get("recovered").is_none());
+    // SSE is receive-only: it does not join presence (bookings has presence).
+    let presence: Value = node
+        .get("/api/v1/topics/bookings:1/presence")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(presence["members"], json!([]), "{presence}");
     let p1 = node
         .publish("bookings:2", "booking.created", json!({"id": 2}))
         .await
@@ -448,7 +458,10 @@ async fn a_stream_whose_client_stops_reading_is_dropped_as_a_slow_consumer() {
 
 #[tokio::test]
 async fn a_stalled_stream_ends_when_its_token_expires() {
-    let node = start_node!().await.unwrap();
+    // Room for everything below in the outbox: this is about expiry, not a slow consumer.
+    let node = start_node!("[limits]\noutbox_bytes = 67108864\n")
+        .await
+        .unwrap();
     let tok = token("sam", &["bookings:*"], &[], 6);
     let _tcp = stalled_stream(&node, &format!("topic=bookings:stall&token={tok}")).await;
     eventually("the stream registers", || async {

@@ -23,7 +23,7 @@ use crate::broker::Position;
 use crate::connection::ConnHandle;
 use crate::connection::handle::CloseReason;
 use crate::connection::outbox;
-use crate::connection::subscription;
+use crate::connection::registration::Registration;
 use crate::connection::tracker::{Emit, Tracker};
 use crate::fanout::{BroadcastKind, Outgoing};
 use crate::hub::Hub;
@@ -31,10 +31,13 @@ use crate::protocol::frames::{PositionWire, PublicationWire, ServerFrame};
 use crate::protocol::{CloseCode, Codec};
 use crate::topic::Topic;
 
-/// Starts the task that releases `conn` (registry slot, subscriptions to
-/// `topics`) once it closes, and closes it with 4100 at `expires`.
-pub fn spawn_watchdog(hub: Arc<Hub>, conn: Arc<ConnHandle>, topics: Vec<Topic>, expires: Instant) {
-    tokio::spawn(async move {
+/// Starts the task (on the hub's task tracker, which a drain waits for)
+/// that releases `reg` — registry slot, subscriptions — once its connection
+/// closes, and closes it with 4100 at `expires`.
+pub fn spawn_watchdog(reg: Registration, expires: Instant) {
+    let hub = reg.hub().clone();
+    hub.tasks.clone().spawn(async move {
+        let conn = reg.conn().clone();
         let reason = tokio::select! {
             reason = conn.closed() => reason,
             () = tokio::time::sleep_until(expires) => {
@@ -45,10 +48,7 @@ pub fn spawn_watchdog(hub: Arc<Hub>, conn: Arc<ConnHandle>, topics: Vec<Topic>, 
         if let CloseReason::Code(code) = reason {
             hub.metrics.disconnect(code);
         }
-        hub.registry.unregister(&conn);
-        for topic in &topics {
-            subscription::close(&hub, &conn, topic, None).await;
-        }
+        reg.release().await;
     });
 }
 
