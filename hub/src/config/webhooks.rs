@@ -68,6 +68,10 @@ pub enum WebhookConfigError {
     /// No topic pattern.
     #[error("at least one topic pattern is required")]
     NoTopics,
+    /// Lifecycle events are part of the contract but not delivered yet:
+    /// refused rather than silently ignored.
+    #[error("lifecycle events ({0}) are not delivered yet; remove the key")]
+    LifecycleNotYet(String),
     /// `backoff_min` above `backoff_max`.
     #[error("backoff_min must not be above backoff_max")]
     BackoffOrder,
@@ -459,6 +463,13 @@ fn read_sink(s: &mut Section<'_>) -> Result<WebhookConfig, ConfigError> {
             lifecycle.push(event);
         }
     }
+    if let Some(first) = lifecycle.first() {
+        return Err(webhook_error(
+            s,
+            "lifecycle",
+            WebhookConfigError::LifecycleNotYet(first.as_str().to_owned()),
+        ));
+    }
     let vacated_grace = s.duration("vacated_grace", VACATED_GRACE, secs(5))?;
     let max_pending = s.size("max_pending", MAX_PENDING, 100_000)?;
     let max_pending_bytes = s.size("max_pending_bytes", MAX_PENDING_BYTES, 64 * 1024 * 1024)?;
@@ -604,6 +615,14 @@ secrets = ["whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"]"#;
             "{BASE}\nbackoff_min = \"1h\"\nbackoff_max = \"1s\""
         ));
         assert!(e.starts_with("webhooks[0].backoff_min"), "{e}");
+        let e = err(&format!("{BASE}\nlifecycle = [\"occupied\"]"));
+        assert!(
+            e.starts_with("webhooks[0].lifecycle:") && e.contains("not delivered yet"),
+            "{e}"
+        );
+        let e = err(&format!("{BASE}\nlifecycle = [\"sometimes\"]"));
+        assert!(e.starts_with("webhooks[0].lifecycle[0]"), "{e}");
+        assert!(load(&format!("{BASE}\nlifecycle = []")).is_ok());
         let e = err(&format!("{BASE}\nretries = 3"));
         assert!(e.contains("webhooks[0].retries"), "{e}");
         let e = err(&BASE.replace("[\"cities\", \"cities:*\"]", "[\"users:{sub}\"]"));
