@@ -11,7 +11,7 @@ use hubbub_api::types::{
 use hubbub_api::{ApiError, Backend, ErrorCode};
 
 use crate::auth::{ApiKeyIdentity, Identity, Permissions};
-use crate::broker::{Epoch, Position};
+use crate::broker::{BrokerError, Epoch, Position};
 use crate::config::NamespaceConfig;
 use crate::hub::{Hub, HubError, PublishInput};
 use crate::protocol::CloseCode;
@@ -52,9 +52,24 @@ impl Principal {
 #[derive(Debug, Clone)]
 pub struct HubBackend(pub Arc<Hub>);
 
-/// The REST error for a hub error.
+/// What a REST caller is told when the engine is unavailable.
+pub const UNAVAILABLE_MESSAGE: &str =
+    "the engine is unavailable and nothing was stored; retry (with the same idempotency key)";
+
+/// The REST error for a hub error. Engine failures are logged here (their
+/// text names hosts and Redis internals) and answered with a fixed message.
 pub(crate) fn api_error(err: HubError) -> ApiError {
-    ApiError::new(err.code(), err.to_string())
+    match err {
+        HubError::Broker(BrokerError::Unavailable(detail)) => {
+            tracing::warn!(error = %detail, "REST request answered 503: the engine is unavailable");
+            ApiError::new(ErrorCode::Unavailable, UNAVAILABLE_MESSAGE)
+        }
+        HubError::Broker(BrokerError::Corrupt(detail)) => {
+            tracing::error!(error = %detail, "REST request answered 500: corrupt engine data");
+            ApiError::new(ErrorCode::Internal, "internal error")
+        }
+        other => ApiError::new(other.code(), other.to_string()),
+    }
 }
 
 impl HubBackend {

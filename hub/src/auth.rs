@@ -317,12 +317,68 @@ fn key_list(
         .collect()
 }
 
+/// The largest JWKS document fetched from `auth.jwks_url`; a longer body is
+/// refused (a real key set is a few KiB).
+pub const MAX_JWKS_BYTES: usize = 256 * 1024;
+
+/// Converts a fetched JWKS document key by key: a key that does not parse
+/// or convert (an unknown `kty`, an encryption key, a broken value) is
+/// skipped and described in the second list, so one odd key does not reject
+/// the set. An error when the document is not a key set or holds no usable key.
+fn usable_jwks(
+    body: &[u8],
+    algorithm: JwtAlgorithm,
+) -> Result<(KeyList, Vec<String>), JwksFetchError> {
+    #[derive(Deserialize)]
+    struct RawSet {
+        keys: Vec<serde_json::Value>,
+    }
+    let raw: RawSet = serde_json::from_slice(body)
+        .map_err(|e| JwksFetchError::Document(format!("not a JWKS document: {e}")))?;
+    let mut keys = Vec::new();
+    let mut skipped = Vec::new();
+    for (i, value) in raw.keys.into_iter().enumerate() {
+        let kid = value
+            .get("kid")
+            .and_then(serde_json::Value::as_str)
+            .map_or_else(|| format!("#{i}"), |k| format!("{k:?}"));
+        let converted = serde_json::from_value::<jsonwebtoken::jwk::Jwk>(value)
+            .map_err(|e| e.to_string())
+            .and_then(|jwk| {
+                DecodingKey::from_jwk(&jwk)
+                    .map(|k| (jwk.common.key_id.clone(), k))
+                    .map_err(|e| e.to_string())
+            });
+        match converted {
+            Ok(key) => keys.push(key),
+            Err(why) => skipped.push(format!("key {kid}: {why}")),
+        }
+    }
+    if keys.is_empty() {
+        return Err(JwksFetchError::Document(format!(
+            "it holds no usable {algorithm} key ({})",
+            if skipped.is_empty() {
+                "no keys".to_owned()
+            } else {
+                skipped.join("; ")
+            }
+        )));
+    }
+    Ok((keys, skipped))
+}
+
 /// Why a JWKS fetch failed.
 #[derive(Debug, thiserror::Error)]
 pub enum JwksFetchError {
-    /// The request failed or answered an error status.
+    /// The request failed.
     #[error("fetching the JWKS: {0}")]
     Http(#[from] reqwest::Error),
+    /// The server answered something else than 2xx (redirects are not followed).
+    #[error("the JWKS URL answered {0} (redirects are not followed)")]
+    Status(reqwest::StatusCode),
+    /// The body is longer than [`MAX_JWKS_BYTES`].
+    #[error("the JWKS document is over {MAX_JWKS_BYTES} bytes")]
+    TooLarge,
     /// The document is not a usable JWKS.
     #[error("the JWKS document is unusable: {0}")]
     Document(String),
@@ -382,19 +438,30 @@ impl RemoteJwks {
     }
 
     /// Fetches the document once and replaces the cached keys.
+    /// Only a 2xx answer counts, its body at most [`MAX_JWKS_BYTES`]; keys
+    /// that cannot be used are skipped (logged at WARN).
     pub async fn fetch(&self, http: &reqwest::Client) -> Result<usize, JwksFetchError> {
-        let set: jsonwebtoken::jwk::JwkSet = http
-            .get(&self.url)
-            .send()
-            .await?
-            .error_for_status()?
-            .json()
-            .await?;
-        if set.keys.is_empty() {
-            return Err(JwksFetchError::Document("it holds no keys".into()));
+        let mut resp = http.get(&self.url).send().await?;
+        if !resp.status().is_success() {
+            return Err(JwksFetchError::Status(resp.status()));
         }
-        let keys =
-            key_list(&set, self.algorithm).map_err(|e| JwksFetchError::Document(e.to_string()))?;
+        if resp
+            .content_length()
+            .is_some_and(|n| n > MAX_JWKS_BYTES as u64)
+        {
+            return Err(JwksFetchError::TooLarge);
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = resp.chunk().await? {
+            if body.len() + chunk.len() > MAX_JWKS_BYTES {
+                return Err(JwksFetchError::TooLarge);
+            }
+            body.extend_from_slice(&chunk);
+        }
+        let (keys, skipped) = usable_jwks(&body, self.algorithm)?;
+        for why in &skipped {
+            tracing::warn!(url = %self.url, "JWKS {why}; skipped, the other keys are used");
+        }
         let n = keys.len();
         *self
             .keys
@@ -410,6 +477,7 @@ impl RemoteJwks {
     pub async fn run(self: Arc<Self>) {
         let http = match reqwest::Client::builder()
             .timeout(std::time::Duration::from_secs(10))
+            .redirect(reqwest::redirect::Policy::none())
             .build()
         {
             Ok(c) => c,

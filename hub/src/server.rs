@@ -17,6 +17,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use futures_util::StreamExt;
 use tokio::net::TcpListener;
+use tower_http::classify::ServerErrorsFailureClass;
 use tower_http::cors::{AllowOrigin, Any, CorsLayer};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
@@ -144,8 +145,24 @@ fn api_routes(hub: Arc<Hub>) -> Router {
 fn traced(router: Router) -> Router {
     router
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
-        .layer(TraceLayer::new_for_http().make_span_with(request_span as fn(&_) -> _))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(request_span as fn(&_) -> _)
+                .on_failure(log_failure as fn(_, _, &_)),
+        )
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+}
+
+/// A 503 is expected (draining, Redis down, JWKS not fetched yet; each is
+/// logged where it is decided) and logged at DEBUG; any other failure at ERROR.
+fn log_failure(class: ServerErrorsFailureClass, latency: Duration, _span: &tracing::Span) {
+    let latency_ms = u64::try_from(latency.as_millis()).unwrap_or(u64::MAX);
+    match class {
+        ServerErrorsFailureClass::StatusCode(StatusCode::SERVICE_UNAVAILABLE) => {
+            tracing::debug!(latency_ms, "answered 503");
+        }
+        other => tracing::error!(classification = %other, latency_ms, "response failed"),
+    }
 }
 
 const REQUEST_ID: header::HeaderName = header::HeaderName::from_static("x-request-id");
@@ -323,7 +340,15 @@ async fn readyz(State(hub): State<Arc<Hub>>) -> Response {
     }
     match hub.broker.check().await {
         Ok(()) => (StatusCode::OK, "ready\n").into_response(),
-        Err(e) => (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {e}\n")).into_response(),
+        Err(e) => {
+            // The cause goes to the log, not to whoever asks.
+            warn!(error = %e, "not ready: the broker check failed");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "not ready: broker unavailable\n",
+            )
+                .into_response()
+        }
     }
 }
 

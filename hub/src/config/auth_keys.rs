@@ -22,17 +22,27 @@ impl KeySource {
     }
 }
 
-/// An `https://` URL, or `http://` to a loopback host (for local key servers).
-pub(super) fn is_jwks_url(url: &str) -> bool {
-    if let Some(rest) = url.strip_prefix("https://") {
-        return !rest.is_empty() && !rest.contains(' ');
-    }
-    let Some(rest) = url.strip_prefix("http://") else {
+/// An `https://` URL, or `http://` to a loopback host (for local key
+/// servers), parsed with a URL parser (so `http://127.0.0.1:80@evil/` is
+/// the host `evil`, and refused); no credentials in the URL.
+pub(super) fn is_jwks_url(text: &str) -> bool {
+    let Ok(url) = reqwest::Url::parse(text) else {
         return false;
     };
-    let host = rest.split(['/', '?']).next().unwrap_or("");
-    let host = host.rsplit_once(':').map_or(host, |(h, _)| h);
-    matches!(host, "localhost" | "127.0.0.1" | "[::1]") || host.starts_with("127.")
+    if !url.username().is_empty() || url.password().is_some() {
+        return false;
+    }
+    let Some(host) = url.host_str().filter(|h| !h.is_empty()) else {
+        return false;
+    };
+    match url.scheme() {
+        "https" => true,
+        "http" => {
+            let ip = host.trim_start_matches('[').trim_end_matches(']');
+            host == "localhost" || ip.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+        }
+        _ => false,
+    }
 }
 
 pub(super) fn read_auth(
