@@ -156,6 +156,9 @@ pub struct Config {
     pub limits: Limits,
     /// Configured namespaces by name; a topic outside them is `unknown_namespace`.
     pub namespaces: BTreeMap<String, NamespaceConfig>,
+    /// Proxies whose client-IP header is believed (`trusted_proxies`,
+    /// `client_ip_header`); empty, the default, counts every TCP peer.
+    pub trusted_proxies: TrustedProxies,
     /// Browser origins allowed to open WebSockets and call the REST API
     /// (`allowed_origins`; empty, the default, allows every origin).
     pub allowed_origins: Vec<String>,
@@ -167,6 +170,47 @@ pub struct Config {
     pub warnings: Vec<ConfigWarning>,
     /// Webhook sinks (`[[webhooks]]`; `HUBBUB_WEBHOOKS` replaces them; see `config/webhooks.rs`).
     pub webhooks: Vec<WebhookConfig>,
+}
+
+/// The header a trusted proxy puts the client address in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ClientIpHeader {
+    /// `X-Forwarded-For`, read right to left past trusted proxies (the default).
+    #[default]
+    XForwardedFor,
+    /// `Fly-Client-IP` (Fly.io's proxy), one address.
+    FlyClientIp,
+}
+
+impl ClientIpHeader {
+    /// The header name as configured.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::XForwardedFor => "X-Forwarded-For",
+            Self::FlyClientIp => "Fly-Client-IP",
+        }
+    }
+}
+
+/// Which TCP peers are proxies whose client-IP header is used for the
+/// per-IP connection limit.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct TrustedProxies {
+    /// The proxies' networks (`trusted_proxies`, CIDRs; a bare address is a /32 or /128).
+    pub cidrs: Vec<ipnet::IpNet>,
+    /// The header to read (`client_ip_header`).
+    pub header: ClientIpHeader,
+}
+
+impl TrustedProxies {
+    /// Whether `ip` is a trusted proxy.
+    pub fn trusts(&self, ip: IpAddr) -> bool {
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+            v4 => v4,
+        };
+        self.cidrs.iter().any(|net| net.contains(&ip))
+    }
 }
 
 /// Log output format.

@@ -291,7 +291,8 @@ async fn websocket(
     }
     // Over the per-IP rate the socket is opened and closed with 4102 at once,
     // so that browsers (which cannot read an HTTP status) back off.
-    let refuse = if hub.ip_limiter.allow(&peer.ip()) {
+    let client = crate::limits::client_ip(peer.ip(), &headers, &hub.config.trusted_proxies);
+    let refuse = if hub.ip_limiter.allow(&client) {
         None
     } else {
         hub.metrics.rejected(Rejection::RateLimited);

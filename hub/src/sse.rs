@@ -89,7 +89,8 @@ pub async fn handler(
         hub.metrics.rejected(Rejection::Origin);
         return ApiError::new(ErrorCode::Forbidden, "origin not allowed").into_response();
     }
-    if !hub.ip_limiter.allow(&peer.ip()) {
+    let client = crate::limits::client_ip(peer.ip(), &headers, &hub.config.trusted_proxies);
+    if !hub.ip_limiter.allow(&client) {
         hub.metrics.rejected(Rejection::RateLimited);
         return ApiError::new(
             ErrorCode::RateLimited,

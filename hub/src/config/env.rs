@@ -23,6 +23,8 @@ pub(super) const ENV_KEYS: &[(&str, EnvKind)] = &[
     ("api_keys", EnvKind::Toml),
     ("webhooks", EnvKind::Toml),
     ("allowed_origins", EnvKind::Toml),
+    ("trusted_proxies", EnvKind::Toml),
+    ("client_ip_header", EnvKind::Str),
     ("redis.key_prefix", EnvKind::Str),
     ("redis.presence_ttl", EnvKind::Str),
     ("redis.probe_interval", EnvKind::Str),

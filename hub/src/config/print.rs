@@ -41,6 +41,14 @@ impl Config {
         };
         root.insert("log_format".into(), string(format));
         root.insert("allowed_origins".into(), strings(&self.allowed_origins));
+        root.insert(
+            "trusted_proxies".into(),
+            strings(&self.trusted_proxies.cidrs),
+        );
+        root.insert(
+            "client_ip_header".into(),
+            string(self.trusted_proxies.header.as_str()),
+        );
         root.insert("auth".into(), Value::Table(self.auth_table()));
         let keys = self
             .api_keys

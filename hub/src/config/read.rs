@@ -266,6 +266,7 @@ pub(super) fn read_config(
         Some(items) => super::webhooks::read_webhooks(ctx, items)?,
         None => Vec::new(),
     };
+    let trusted_proxies = read_trusted_proxies(&mut root)?;
     if namespaces.is_empty() {
         return Err(ConfigError::NoNamespaces {
             key: root.key("namespaces"),
@@ -284,10 +285,48 @@ pub(super) fn read_config(
         limits,
         namespaces,
         allowed_origins,
+        trusted_proxies,
         dev_mode,
         warnings: Vec::new(),
         webhooks,
     })
+}
+
+/// `trusted_proxies` (CIDRs or addresses) and `client_ip_header`.
+fn read_trusted_proxies(root: &mut Section<'_>) -> Result<TrustedProxies, ConfigError> {
+    let key = root.key("trusted_proxies");
+    let mut cidrs = Vec::new();
+    for item in root.array("trusted_proxies")?.unwrap_or_default() {
+        let Value::String(text) = item else {
+            return Err(ConfigError::WrongType {
+                key,
+                expected: "an array of CIDR strings",
+                found: item.type_str(),
+            });
+        };
+        let net = text
+            .parse::<ipnet::IpNet>()
+            .or_else(|_| text.parse::<IpAddr>().map(ipnet::IpNet::from))
+            .map_err(|_| ConfigError::InvalidChoice {
+                key: key.clone(),
+                value: text.clone(),
+                expected: "a CIDR such as \"10.0.0.0/8\" or \"fdaa::/16\", or an address",
+            })?;
+        cidrs.push(net);
+    }
+    let header = match root.string("client_ip_header")? {
+        None => ClientIpHeader::default(),
+        Some(text) if text.eq_ignore_ascii_case("x-forwarded-for") => ClientIpHeader::XForwardedFor,
+        Some(text) if text.eq_ignore_ascii_case("fly-client-ip") => ClientIpHeader::FlyClientIp,
+        Some(text) => {
+            return Err(ConfigError::InvalidChoice {
+                key: root.key("client_ip_header"),
+                value: text,
+                expected: "\"Fly-Client-IP\" or \"X-Forwarded-For\"",
+            });
+        }
+    };
+    Ok(TrustedProxies { cidrs, header })
 }
 
 /// The settings present that only make sense in production (and so rule

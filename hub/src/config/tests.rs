@@ -968,3 +968,40 @@ fn jwks_urls_must_be_https_or_loopback() {
     let hs = "[auth]\njwt_algorithm = \"HS256\"\njwks_url = \"https://a/j\"\n";
     assert!(err_text(hs, &[]).contains("auth.jwks_url"));
 }
+
+#[test]
+fn trusted_proxies_parse_from_file_and_env() {
+    let c = load_str(
+        &with_secret("trusted_proxies = [\"10.0.0.0/8\", \"fdaa::/16\", \"192.0.2.1\"]\nclient_ip_header = \"fly-client-ip\""),
+        &[],
+    )
+    .unwrap();
+    assert_eq!(c.trusted_proxies.cidrs.len(), 3);
+    assert_eq!(c.trusted_proxies.header, ClientIpHeader::FlyClientIp);
+    assert!(c.trusted_proxies.trusts("10.1.2.3".parse().unwrap()));
+    assert!(c.trusted_proxies.trusts("::ffff:10.1.2.3".parse().unwrap()));
+    assert!(c.trusted_proxies.trusts("192.0.2.1".parse().unwrap()));
+    assert!(!c.trusted_proxies.trusts("192.0.2.2".parse().unwrap()));
+    let c = Config::load(
+        None,
+        &env(&[
+            ("HUBBUB_TRUSTED_PROXIES", "[\"127.0.0.1/32\"]"),
+            ("HUBBUB_CLIENT_IP_HEADER", "X-Forwarded-For"),
+        ]),
+    )
+    .unwrap();
+    assert_eq!(c.trusted_proxies.header, ClientIpHeader::XForwardedFor);
+    assert!(c.dev_mode, "not a production setting");
+    assert_eq!(
+        err_text(&with_secret("trusted_proxies = [\"10.0.0.0/33\"]"), &[]),
+        "trusted_proxies: expected a CIDR such as \"10.0.0.0/8\" or \"fdaa::/16\", or an address, got \"10.0.0.0/33\""
+    );
+    assert_eq!(
+        err_text(&with_secret("client_ip_header = \"X-Real-IP\""), &[]),
+        "client_ip_header: expected \"Fly-Client-IP\" or \"X-Forwarded-For\", got \"X-Real-IP\""
+    );
+    assert_eq!(
+        Config::load(None, &[]).unwrap().trusted_proxies,
+        TrustedProxies::default()
+    );
+}
