@@ -13,7 +13,7 @@ cd "$(dirname "$0")"
 seconds=${1:-60}
 shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(decode_json decode_msgpack topic pattern event_id)
+[ ${#targets[@]} -gt 0 ] || targets=(decode_json decode_msgpack topic pattern event_id config_env)
 rustc --version | grep -q nightly || export RUSTC_BOOTSTRAP=1
 nice -n 19 cargo fuzz build -O
 status=0
