@@ -1,6 +1,7 @@
 //! The `hubbub` command line: `hubbub [serve]` runs a node, `hubbub token`
 //! mints a client token with the configured secret, `hubbub check-config`
-//! validates a configuration. A bad configuration exits with code 64.
+//! validates a configuration, `hubbub outbox init [--apply]` prints or
+//! applies the PostgreSQL outbox schema. A bad configuration exits with code 64.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -55,6 +56,24 @@ pub enum Command {
     },
     /// Validate the configuration and print it (secrets redacted).
     CheckConfig,
+    /// The PostgreSQL outbox (docs/outbox.md).
+    Outbox {
+        /// What to do with it.
+        #[command(subcommand)]
+        command: OutboxCommand,
+    },
+}
+
+/// `hubbub outbox` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum OutboxCommand {
+    /// Print the SQL (table, `_dead` twin, index, NOTIFY trigger) for the
+    /// configured `outbox.table`.
+    Init {
+        /// Run it against `outbox.postgres_url` instead of printing it.
+        #[arg(long)]
+        apply: bool,
+    },
 }
 
 fn load(cli: &Cli) -> Result<Config, ExitCode> {
@@ -95,6 +114,9 @@ pub fn main() -> ExitCode {
             info,
         } => token(&config, sub, subscribe, publish, ttl, info),
         Command::Serve => run(config, Role::Node),
+        Command::Outbox {
+            command: OutboxCommand::Init { apply },
+        } => crate::outbox::cli::init(&config, apply),
     }
 }
 

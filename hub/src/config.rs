@@ -41,6 +41,7 @@
 //! - `config/env.rs`: `HUBBUB_*` variables onto the TOML table;
 //! - `config/read.rs`: the table into typed sections, key by key;
 //! - `config/auth_keys.rs`: the `[auth]` table and its key sources;
+//! - `config/outbox.rs`: the `[outbox]` table (PostgreSQL outbox consumer);
 //! - `config/print.rs`: [`Config::to_toml`], the redacted effective configuration;
 //! - `config/error.rs`: [`ConfigError`] and [`ConfigWarning`];
 //! - `config/webhooks.rs`: the `[[webhooks]]` sinks.
@@ -71,6 +72,7 @@ use crate::topic::{PatternError, TopicError, TopicPattern, validate_namespace};
 mod auth_keys;
 mod env;
 mod error;
+mod outbox;
 mod print;
 mod read;
 #[cfg(test)]
@@ -79,6 +81,9 @@ mod webhooks;
 
 use env::apply_env;
 pub use error::{ConfigError, ConfigWarning};
+pub use outbox::{
+    DEFAULT_OUTBOX_TABLE, MAX_OUTBOX_TABLE_LEN, OutboxConfig, PostgresUrl, is_outbox_table,
+};
 use read::{Ctx, Section, read_config};
 pub use webhooks::{
     EventGlob, LifecycleEvent, WebhookConfig, WebhookConfigError, WebhookOrdering, WebhookSecret,
@@ -170,6 +175,8 @@ pub struct Config {
     pub warnings: Vec<ConfigWarning>,
     /// Webhook sinks (`[[webhooks]]`; `HUBBUB_WEBHOOKS` replaces them; see `config/webhooks.rs`).
     pub webhooks: Vec<WebhookConfig>,
+    /// The PostgreSQL outbox consumer (`[outbox]`); `None`: no consumer.
+    pub outbox: Option<OutboxConfig>,
 }
 
 /// The header a trusted proxy puts the client address in.

@@ -29,7 +29,8 @@
 //! - [`metrics`]: counters and Prometheus text.
 //! - [`sinks`]: webhook sinks: signed HTTP delivery to backend services,
 //!   retries, dead letters (see `docs/webhooks.md`).
-//! - [`cli`]: the `hubbub` binary's commands (`serve`, `token`, `check-config`).
+//! - [`outbox`]: the PostgreSQL outbox consumer (`[outbox]`, `docs/outbox.md`).
+//! - [`cli`]: the `hubbub` binary's commands (`serve`, `token`, `check-config`, `outbox init`).
 
 pub mod api_backend;
 pub mod auth;
@@ -41,6 +42,7 @@ pub mod fanout;
 pub mod hub;
 pub mod limits;
 pub mod metrics;
+pub mod outbox;
 pub mod protocol;
 pub mod registry;
 pub mod server;

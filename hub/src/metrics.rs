@@ -68,6 +68,8 @@ pub struct Metrics {
     rejected: [AtomicU64; Rejection::ALL.len()],
     errors: [AtomicU64; ErrorCode::ALL.len()],
     disconnects: [AtomicU64; CloseCode::ALL.len()],
+    /// The PostgreSQL outbox consumer's counters (`hubbub_outbox_*`).
+    pub outbox: crate::outbox::OutboxMetrics,
 }
 
 /// Why a new connection or request was refused before it started.
@@ -263,6 +265,7 @@ impl Metrics {
                 code.reason()
             );
         }
+        self.outbox.render(&mut out);
         out
     }
 }

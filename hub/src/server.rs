@@ -237,6 +237,8 @@ pub async fn serve_hub(
     if let Some(jwks) = hub.verifier.remote_jwks() {
         tokio::spawn(jwks.run());
     }
+    // Stops by itself when draining starts; awaited below.
+    let outbox = crate::outbox::spawn(&hub);
     let drain_for = hub.config.drain_timeout;
     let header_read_timeout = hub.config.limits.header_read_timeout;
     let draining = hub.clone();
@@ -271,6 +273,13 @@ pub async fn serve_hub(
         Ok(Ok(())) => {}
         Ok(Err(join)) => warn!(error = %join, "server task failed"),
         Err(_) => warn!("HTTP connections still open after the drain time"),
+    }
+    if let Some(consumer) = outbox
+        && tokio::time::timeout_at(deadline + Duration::from_secs(1), consumer)
+            .await
+            .is_err()
+    {
+        warn!("the outbox consumer did not stop in time");
     }
     Ok(())
 }

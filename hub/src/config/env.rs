@@ -55,6 +55,10 @@ pub(super) const ENV_KEYS: &[(&str, EnvKind)] = &[
     ("limits.outbox_bytes", EnvKind::Int),
     ("limits.write_timeout", EnvKind::Str),
     ("limits.header_read_timeout", EnvKind::Str),
+    ("outbox.postgres_url", EnvKind::Str),
+    ("outbox.table", EnvKind::Str),
+    ("outbox.poll_interval", EnvKind::Str),
+    ("outbox.batch_size", EnvKind::Int),
 ];
 
 /// The keys of one namespace (`HUBBUB_NAMESPACES__<NS>__<FIELD>`).

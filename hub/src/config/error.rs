@@ -336,6 +336,24 @@ pub enum ConfigError {
         /// The resolved file path.
         path: PathBuf,
     },
+    /// An `outbox.postgres_url` the PostgreSQL client cannot parse.
+    #[error("{key}: not a PostgreSQL URL such as postgres://user@host:5432/db: {reason}")]
+    InvalidPostgresUrl {
+        /// The key path.
+        key: String,
+        /// The client's parse error (it never contains the password).
+        reason: String,
+    },
+    /// An `outbox.table` that is not a plain lower-case identifier.
+    #[error(
+        "{key}: must be 1 to {MAX_OUTBOX_TABLE_LEN} bytes of a-z 0-9 _, not starting with a digit, got {value:?}"
+    )]
+    InvalidOutboxTable {
+        /// The key path.
+        key: String,
+        /// The name.
+        value: String,
+    },
 }
 
 /// A configuration problem that does not stop the hub; the binary logs each

@@ -71,6 +71,9 @@ impl Config {
         redis.insert("presence_ttl".into(), duration(self.redis.presence_ttl));
         redis.insert("probe_interval".into(), duration(self.redis.probe_interval));
         root.insert("redis".into(), Value::Table(redis));
+        if let Some(outbox) = &self.outbox {
+            root.insert("outbox".into(), Value::Table(outbox.to_table()));
+        }
         let mut namespaces = Table::new();
         for (name, ns) in &self.namespaces {
             let mut t = Table::new();

@@ -235,6 +235,10 @@ pub(super) fn read_config(
         Some(section) => read_redis(section)?,
         None => RedisSettings::default(),
     };
+    let outbox = root
+        .table("outbox")?
+        .map(super::outbox::read_outbox)
+        .transpose()?;
     let namespaces = match root.table("namespaces")? {
         Some(section) => read_namespaces(section)?,
         None => BTreeMap::new(),
@@ -289,6 +293,7 @@ pub(super) fn read_config(
         dev_mode,
         warnings: Vec::new(),
         webhooks,
+        outbox,
     })
 }
 
