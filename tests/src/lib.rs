@@ -6,6 +6,7 @@
 pub mod chaos;
 pub mod client;
 pub mod node;
+pub mod postgres;
 pub mod receiver;
 pub mod redis;
 pub mod sse;

@@ -200,7 +200,17 @@ struct Reporter {
 
 impl Reporter {
     fn failed(&mut self, e: &OutboxError, config: &OutboxConfig) {
-        let text = e.to_string();
+        // tokio-postgres keeps the cause (e.g. "Connection refused") in `source`.
+        let mut text = e.to_string();
+        let mut cause = std::error::Error::source(e);
+        while let Some(c) = cause {
+            let c_text = c.to_string();
+            if !text.contains(&c_text) {
+                text.push_str(": ");
+                text.push_str(&c_text);
+            }
+            cause = c.source();
+        }
         let repeat = self
             .last
             .as_ref()
