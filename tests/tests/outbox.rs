@@ -278,6 +278,10 @@ async fn a_missing_table_is_retried_and_the_node_stays_ready() {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_hubbub-node"))
         .args(["outbox", "init", "--apply"])
         .env_remove("HUBBUB_CONFIG")
+        .env(
+            "HUBBUB_AUTH__JWT_SECRET",
+            "an-outbox-test-secret-0123456789",
+        )
         .env("HUBBUB_OUTBOX__POSTGRES_URL", &db.url)
         .env("HUBBUB_OUTBOX__TABLE", "late_outbox")
         .output()
@@ -304,6 +308,10 @@ async fn outbox_init_prints_the_schema_and_check_config_hides_the_password() {
         .args(["outbox", "init"])
         .env_remove("HUBBUB_CONFIG")
         .env(
+            "HUBBUB_AUTH__JWT_SECRET",
+            "an-outbox-test-secret-0123456789",
+        )
+        .env(
             "HUBBUB_OUTBOX__POSTGRES_URL",
             "postgres://app:s3cret@db.invalid/app",
         )
@@ -326,6 +334,10 @@ async fn outbox_init_prints_the_schema_and_check_config_hides_the_password() {
         .args(["check-config"])
         .env_remove("HUBBUB_CONFIG")
         .env(
+            "HUBBUB_AUTH__JWT_SECRET",
+            "an-outbox-test-secret-0123456789",
+        )
+        .env(
             "HUBBUB_OUTBOX__POSTGRES_URL",
             "postgres://app:s3cret@db.invalid/app",
         )
@@ -338,6 +350,10 @@ async fn outbox_init_prints_the_schema_and_check_config_hides_the_password() {
     let out = std::process::Command::new(bin)
         .args(["check-config"])
         .env_remove("HUBBUB_CONFIG")
+        .env(
+            "HUBBUB_AUTH__JWT_SECRET",
+            "an-outbox-test-secret-0123456789",
+        )
         .env("HUBBUB_OUTBOX__POSTGRES_URL", "postgres://h/db")
         .env("HUBBUB_OUTBOX__TABLE", "bad-name")
         .output()
