@@ -210,6 +210,8 @@ async fn kill_9_of_the_leader_mid_batch_loses_and_duplicates_nothing() {
         .status()
         .unwrap();
     assert!(killed.success());
+    // An acknowledgement the victim had already sent may still commit after
+    // the kill, so this count is approximate (and only printed).
     let left_at_kill = count(&pg, "hubbub_outbox").await.unwrap();
     assert!(left_at_kill > 0, "the leader finished before the kill");
     drop(node);
@@ -220,16 +222,14 @@ async fn kill_9_of_the_leader_mid_batch_loses_and_duplicates_nothing() {
         .await
         .unwrap();
     assert_exactly_once_in_order(survivor, total / 3).await;
-    // How many rows the survivor published again (no-ops by idempotency key):
-    // it published `left_at_kill` plus whatever the victim had published but not deleted.
+    // The survivor's count includes rows the victim had published but not
+    // deleted (no-ops by idempotency key); the history above shows each once.
     println!(
-        "kill -9: victim had acknowledged >= {published_before} rows; {left_at_kill} rows were left; \
-         the survivor published {survivor_published} ({} re-published as idempotent no-ops); \
-         history: {} rows per topic, offsets contiguous",
-        survivor_published.saturating_sub(left_at_kill as u64),
+        "kill -9: victim had acknowledged >= {published_before} rows; ~{left_at_kill} rows were left; \
+         the survivor published {survivor_published}; history: {} rows per topic, each once, offsets contiguous",
         total / 3
     );
-    assert!(survivor_published >= left_at_kill as u64);
+    assert!(survivor_published > 0, "the survivor took over");
 }
 
 #[tokio::test]
