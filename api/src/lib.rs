@@ -6,8 +6,11 @@
 //! implement over the Redis engine). The crate does not depend on the hub.
 //!
 //! ## Layout
-//! - [`types`]: request and response bodies, as on the wire.
-//! - [`error`]: [`ApiError`], its codes and HTTP statuses, the error body.
+//! - [`types`]: request and response bodies, as on the wire; the types shared
+//!   with the hub's protocol (position, publication, member) come from
+//!   `hubbub-wire` (`api/wire/`) and are re-exported there.
+//! - [`error`]: [`ApiError`], the HTTP status of each [`ErrorCode`] (owned by
+//!   `hubbub-wire`), the error body.
 //! - [`routes`]: the axum router and handlers.
 //! - [`openapi`]: the OpenAPI 3 document served at `/api/openapi.json`.
 //! - [`webhooks`]: the operator endpoints of webhook sinks.

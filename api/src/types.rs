@@ -4,14 +4,9 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-/// `{epoch, offset}`: where a publication landed, or a topic's latest position.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Position {
-    /// Opaque epoch of the topic's history.
-    pub epoch: String,
-    /// Offset within the epoch.
-    pub offset: u64,
-}
+/// The wire types shared with the hub's protocol, owned by `hubbub-wire` and
+/// re-exported here under their REST paths.
+pub use hubbub_wire::{Member, Position, Publication};
 
 /// Body of `POST /api/v1/publish` and of each batch item.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -67,23 +62,6 @@ pub struct BatchResponse {
     pub results: Vec<BatchResult>,
 }
 
-/// A stored publication.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Publication {
-    /// Topic.
-    pub topic: String,
-    /// Offset.
-    pub offset: u64,
-    /// Event name.
-    pub event: String,
-    /// Data.
-    pub data: Value,
-    /// Acceptance time, ms since the Unix epoch.
-    pub ts: u64,
-    /// Publication id.
-    pub id: String,
-}
-
 /// Answer to a history read.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct History {
@@ -101,17 +79,6 @@ pub struct HistoryQuery {
     pub since: Option<String>,
     /// At most this many (max 1000).
     pub limit: Option<u64>,
-}
-
-/// A presence member.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Member {
-    /// The connection's client id.
-    pub client_id: String,
-    /// The user (token `sub`).
-    pub user: String,
-    /// The token's `info` claim.
-    pub info: Value,
 }
 
 /// Answer to a presence read.

@@ -9,7 +9,9 @@
 //! - [`config`]: one validated [`Config`](config::Config): defaults < TOML file < `HUBBUB_*` env.
 //! - [`topic`]: [`Topic`](topic::Topic) and [`TopicPattern`](topic::TopicPattern), parsed once.
 //! - [`auth`]: JWT → claims → [`Permissions`](auth::Permissions); API keys.
-//! - [`protocol`]: frames, the JSON and MessagePack codecs, error and close codes.
+//! - [`protocol`]: frames, the JSON and MessagePack codecs, error and close codes;
+//!   the wire types it shares with the REST API (position, publication, member,
+//!   error code) come from the serde-only `hubbub-wire` crate (`api/wire/`).
 //! - [`broker`]: the [`Broker`](broker::Broker) trait (offsets, history,
 //!   idempotency, presence, cross-node delivery) and its engines: memory (one
 //!   node) and [`broker::redis`] (many nodes on one Redis; see `docs/redis.md`).

@@ -1,11 +1,11 @@
 //! Error codes carried in `error` replies and close codes sent with `disconnect`.
-//! Error codes live in `hubbub-api` (shared with the REST API) and are
+//! Error codes live in `hubbub-wire` (shared with the REST API) and are
 //! re-exported here; close codes are named here. Everything else maps its
 //! own error types onto these.
 
 /// The code of an `error` reply (contract: "Error codes in `error` replies"),
-/// the same codes the REST API answers with: one enum, owned by `hubbub-api`.
-pub use hubbub_api::ErrorCode;
+/// the same codes the REST API answers with: one enum, owned by `hubbub-wire`.
+pub use hubbub_wire::ErrorCode;
 
 /// A WebSocket close code of the contract, sent with a `disconnect` frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -6,10 +6,10 @@ use serde_json::Value;
 
 use super::codes::ErrorCode;
 
-/// The wire forms shared with the REST API (owned by `hubbub-api`): a
+/// The wire forms shared with the REST API (owned by `hubbub-wire`): a
 /// position `{epoch, offset}`, a publication as carried in `subscribed` and
 /// `history` replies, and a presence member `{client_id, user, info}`.
-pub use hubbub_api::types::{Member, Position as PositionWire, Publication as PublicationWire};
+pub use hubbub_wire::{Member, Position as PositionWire, Publication as PublicationWire};
 
 /// A command sent by a client. Every command carries the client-chosen `id`.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
