@@ -14,10 +14,14 @@
 //! - [`routes`]: the axum router and handlers.
 //! - [`openapi`]: the OpenAPI 3 document served at `/api/openapi.json`.
 //! - [`webhooks`]: the operator endpoints of webhook sinks.
+//! - [`topics`]: `GET /api/v1/topics`, the topics with subscribers now.
+//! - [`tokens`]: `POST /api/v1/tokens/subscribe`, short-lived subscribe tokens.
 
 pub mod error;
 pub mod openapi;
 pub mod routes;
+pub mod tokens;
+pub mod topics;
 pub mod types;
 pub mod webhooks;
 

@@ -198,6 +198,38 @@ fn document_v1() -> Value {
                             "uptime_secs": {"type": "integer", "minimum": 0}
                         }
                     }}}
+                },
+                "Topics": {
+                    "type": "object", "required": ["topics", "truncated"],
+                    "properties": {
+                        "topics": {"type": "array", "items": {
+                            "type": "object", "required": ["topic", "subscribers", "position"],
+                            "properties": {
+                                "topic": {"type": "string"},
+                                "subscribers": {"type": "integer", "minimum": 0},
+                                "position": {"$ref": "#/components/schemas/Position"}
+                            }
+                        }},
+                        "truncated": {"type": "boolean", "description": "More topics matched than `limit`"}
+                    }
+                },
+                "SubscribeTokenRequest": {
+                    "type": "object", "required": ["topics"], "additionalProperties": false,
+                    "example": {"topics": ["bookings:42"], "ttl_secs": 300},
+                    "properties": {
+                        "topics": {"type": "array", "minItems": 1, "maxItems": 16, "items": topic_schema(),
+                            "description": "Exact topics the token may subscribe to"},
+                        "ttl_secs": {"type": "integer", "minimum": 1, "maximum": 3600, "nullable": true,
+                            "description": "Lifetime in seconds (default 300)"}
+                    }
+                },
+                "SubscribeToken": {
+                    "type": "object", "required": ["token", "expires_in", "sub"],
+                    "properties": {
+                        "token": {"type": "string", "description": "JWT for `connect` on /ws or `token=` on /sse"},
+                        "expires_in": {"type": "integer", "minimum": 1},
+                        "sub": {"type": "string", "description": "`operator:<key name>`"}
+                    }
                 }
             }
         },
@@ -240,6 +272,23 @@ fn document_v1() -> Value {
                 "description": OPERATOR_ONLY,
                 "responses": responses("Info", &[("403", OPERATOR_403)])
             }},
+            "/api/v1/topics": {"get": {
+                "operationId": "topics", "summary": "Topics with subscribers now, their subscriber counts and positions, in topic order (operator keys only)",
+                "parameters": [
+                    {"name": "prefix", "in": "query", "required": false, "description": "Only topics starting with this",
+                     "schema": {"type": "string", "maxLength": 255}, "example": "bookings:"},
+                    {"name": "limit", "in": "query", "required": false, "description": "At most this many (default 100)",
+                     "schema": {"type": "integer", "minimum": 1, "maximum": 1000}, "example": 100}
+                ],
+                "description": OPERATOR_ONLY,
+                "responses": responses("Topics", &[("403", OPERATOR_403)])
+            }},
+            "/api/v1/tokens/subscribe": {"post": {
+                "operationId": "subscribeToken", "summary": "Mint a short-lived client token that may subscribe to the listed topics and publish nothing (operator keys only; the hub must sign with an HS secret)",
+                "requestBody": body("SubscribeTokenRequest"),
+                "description": OPERATOR_ONLY,
+                "responses": responses("SubscribeToken", &[("403", OPERATOR_403), ("404", "Unknown namespace")])
+            }},
             "/api/openapi.json": {"get": {
                 "operationId": "openapi", "summary": "This document", "security": [],
                 "responses": {"200": {"description": "OpenAPI 3 document", "content": {"application/json": {"schema": {"type": "object"}}}}}
@@ -262,6 +311,8 @@ mod tests {
             ("/api/v1/topics/{topic}/presence", "get"),
             ("/api/v1/disconnect", "post"),
             ("/api/v1/info", "get"),
+            ("/api/v1/topics", "get"),
+            ("/api/v1/tokens/subscribe", "post"),
             ("/api/openapi.json", "get"),
         ] {
             assert!(doc["paths"][path][method].is_object(), "{method} {path}");

@@ -81,6 +81,24 @@ pub trait Backend: Send + Sync + 'static {
 
     /// Lists live nodes.
     async fn info(&self, who: &Self::Principal) -> Result<Info, ApiError>;
+
+    /// Lists topics with subscribers now whose name starts with `prefix`,
+    /// in topic order, at most `limit` (operators only).
+    async fn topics(
+        &self,
+        who: &Self::Principal,
+        prefix: &str,
+        limit: usize,
+    ) -> Result<crate::topics::Topics, ApiError>;
+
+    /// Mints a client token that may subscribe to exactly `topics` for
+    /// `ttl_secs` seconds (operators only).
+    async fn subscribe_token(
+        &self,
+        who: &Self::Principal,
+        topics: &[String],
+        ttl_secs: u64,
+    ) -> Result<crate::tokens::SubscribeToken, ApiError>;
 }
 
 /// The authenticated caller (any valid bearer): an extractor for handlers
@@ -135,7 +153,7 @@ impl<B: Backend> FromRequestParts<Arc<B>> for Caller<B> {
     }
 }
 
-fn json_error(rejection: JsonRejection) -> ApiError {
+pub(crate) fn json_error(rejection: JsonRejection) -> ApiError {
     let kind = if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
         ErrorCode::TooLarge
     } else {
@@ -153,6 +171,11 @@ pub fn router<B: crate::WebhookBackend>(backend: Arc<B>, body_limit: usize) -> R
         .route("/api/v1/topics/{topic}/presence", get(presence::<B>))
         .route("/api/v1/disconnect", post(disconnect::<B>))
         .route("/api/v1/info", get(info::<B>))
+        .route("/api/v1/topics", get(crate::topics::topics::<B>))
+        .route(
+            "/api/v1/tokens/subscribe",
+            post(crate::tokens::subscribe_token::<B>),
+        )
         .merge(crate::webhooks::routes::<B>())
         .route(
             "/api/openapi.json",

@@ -1,6 +1,9 @@
 //! The hub's implementation of the REST API's [`Backend`]: who a bearer is
 //! (API key or JWT), what it may do, and the mapping of [`HubError`] onto the
-//! API's error codes.
+//! API's error codes. The operator endpoints the console uses are in
+//! `operator`.
+
+mod operator;
 
 use std::sync::Arc;
 
@@ -16,6 +19,10 @@ use crate::config::NamespaceConfig;
 use crate::hub::{Hub, HubError, PublishInput};
 use crate::protocol::CloseCode;
 use crate::topic::Topic;
+
+/// The answer to a bearer that is no configured API key and no JWT.
+pub const UNKNOWN_KEY: &str = "not a valid API key: no [[api_keys]] entry has this key's SHA-256 \
+     (check that the whole key was sent; `printf %s KEY | sha256sum` must print its key_sha256)";
 
 /// A REST caller.
 #[derive(Debug)]
@@ -103,6 +110,12 @@ impl Backend for HubBackend {
                 Principal::ApiKey(key.clone()),
                 Arc::from(format!("key:{}", key.name)),
             ),
+            None if bearer.split('.').count() != 3 => {
+                // Neither a configured key nor shaped like a JWT: most likely
+                // a mistyped or revoked API key, which "malformed token" hides.
+                self.0.metrics.error(ErrorCode::Unauthorized);
+                return Err(ApiError::new(ErrorCode::Unauthorized, UNKNOWN_KEY));
+            }
             None => {
                 let user = self
                     .0
@@ -245,6 +258,24 @@ impl Backend for HubBackend {
             .await
             .map_err(|e| self.fail(e))?;
         Ok(Disconnected { disconnected: n })
+    }
+
+    async fn topics(
+        &self,
+        _operator: &Principal,
+        prefix: &str,
+        limit: usize,
+    ) -> Result<hubbub_api::topics::Topics, ApiError> {
+        self.list_topics(prefix, limit).await
+    }
+
+    async fn subscribe_token(
+        &self,
+        who: &Principal,
+        topics: &[String],
+        ttl_secs: u64,
+    ) -> Result<hubbub_api::tokens::SubscribeToken, ApiError> {
+        self.mint_subscribe_token(who, topics, ttl_secs).await
     }
 
     async fn info(&self, who: &Principal) -> Result<Info, ApiError> {

@@ -28,6 +28,7 @@
 //! - [`sse`]: `GET /sse`, the Server-Sent Events transport and its event ids.
 //! - [`server`]: router, WebSocket upgrade, [`serve`] with graceful drain, and
 //!   [`server::serve_api`] for the standalone `hubbub-api` binary.
+//! - [`console`]: `GET /` (landing page) and `GET /console`, the operations console.
 //! - [`metrics`]: counters and Prometheus text.
 //! - [`sinks`]: webhook sinks: signed HTTP delivery to backend services,
 //!   retries, dead letters (see `docs/webhooks.md`).
@@ -40,6 +41,7 @@ pub mod broker;
 pub mod cli;
 pub mod config;
 pub mod connection;
+pub mod console;
 pub mod fanout;
 pub mod hub;
 pub mod limits;

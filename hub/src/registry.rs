@@ -166,6 +166,22 @@ impl Registry {
         self.subscriptions.load(Ordering::Relaxed)
     }
 
+    /// Topics with local subscribers whose name starts with `prefix`, with
+    /// their subscriber counts, in topic order, at most `limit`; and whether
+    /// more matched.
+    pub fn topic_subscribers(&self, prefix: &str, limit: usize) -> (Vec<(Topic, usize)>, bool) {
+        let mut found: Vec<(Topic, usize)> = self
+            .topics
+            .iter()
+            .filter(|e| e.key().as_str().starts_with(prefix))
+            .map(|e| (e.key().clone(), e.value().len()))
+            .collect();
+        found.sort_by(|a, b| a.0.as_str().cmp(b.0.as_str()));
+        let truncated = found.len() > limit;
+        found.truncate(limit);
+        (found, truncated)
+    }
+
     /// Number of topics with local subscribers.
     pub fn topic_count(&self) -> usize {
         self.topics.len()

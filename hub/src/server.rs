@@ -135,8 +135,9 @@ fn api_routes(hub: Arc<Hub>) -> Router {
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
-        .with_state(hub)
+        .with_state(hub.clone())
         .merge(api)
+        .merge(crate::console::routes(hub))
 }
 
 /// Every request gets an `x-request-id` (kept when the caller sent one,
