@@ -21,7 +21,7 @@ pub fn status(code: ErrorCode) -> StatusCode {
         | ErrorCode::LimitExceeded => StatusCode::BAD_REQUEST,
         ErrorCode::Unauthorized => StatusCode::UNAUTHORIZED,
         ErrorCode::Forbidden => StatusCode::FORBIDDEN,
-        ErrorCode::UnknownNamespace => StatusCode::NOT_FOUND,
+        ErrorCode::UnknownNamespace | ErrorCode::NotFound => StatusCode::NOT_FOUND,
         ErrorCode::AlreadySubscribed => StatusCode::CONFLICT,
         ErrorCode::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         ErrorCode::RateLimited => StatusCode::TOO_MANY_REQUESTS,

@@ -102,7 +102,8 @@ fn document_v1() -> Value {
                             "code": {"type": "string", "enum": [
                                 "bad_request", "unauthorized", "forbidden", "invalid_topic",
                                 "unknown_namespace", "not_subscribed", "already_subscribed",
-                                "limit_exceeded", "too_large", "rate_limited", "unavailable", "internal"
+                                "limit_exceeded", "too_large", "rate_limited", "unavailable", "internal",
+                                "not_found"
                             ]},
                             "message": {"type": "string"}
                         }

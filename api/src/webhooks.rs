@@ -224,9 +224,10 @@ pub(crate) fn extend_openapi(doc: &mut Value) {
     let responses = |schema: &str| {
         json!({
             "200": ok(schema),
-            "400": error("Malformed request, or no sink has this name"),
+            "400": error("Malformed request"),
             "401": error("Missing or invalid credentials"),
             "403": error("Not an operator key"),
+            "404": error("No sink has this name (`not_found`)"),
             "429": error("Rate limited"),
             "503": error("The webhook store is unavailable")
         })

@@ -353,7 +353,9 @@ async fn webhook_endpoints_are_for_operators_only() {
         assert_eq!(body["error"]["code"], "forbidden");
     }
     let resp = node.get("/api/v1/webhooks/nope/dead").send().await.unwrap();
-    assert_eq!(resp.status(), 400);
+    assert_eq!(resp.status(), 404, "an unknown sink is not found");
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "not_found");
     let resp = node
         .get("/api/v1/webhooks/ops/dead?limit=0")
         .send()

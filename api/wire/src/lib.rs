@@ -78,11 +78,14 @@ pub enum ErrorCode {
     Unavailable,
     /// Unexpected failure (500).
     Internal,
+    /// A named operator resource (a webhook sink) does not exist (404; REST
+    /// only, an addition to the v1 codes).
+    NotFound,
 }
 
 impl ErrorCode {
     /// Every code, in a stable order (used to label metrics).
-    pub const ALL: [ErrorCode; 12] = [
+    pub const ALL: [ErrorCode; 13] = [
         ErrorCode::BadRequest,
         ErrorCode::Unauthorized,
         ErrorCode::Forbidden,
@@ -95,6 +98,7 @@ impl ErrorCode {
         ErrorCode::RateLimited,
         ErrorCode::Unavailable,
         ErrorCode::Internal,
+        ErrorCode::NotFound,
     ];
 
     /// The code as it appears on the wire.
@@ -112,6 +116,7 @@ impl ErrorCode {
             ErrorCode::RateLimited => "rate_limited",
             ErrorCode::Unavailable => "unavailable",
             ErrorCode::Internal => "internal",
+            ErrorCode::NotFound => "not_found",
         }
     }
 

@@ -29,9 +29,9 @@ impl HubBackend {
 fn sink_error(e: SinkError) -> ApiError {
     match e {
         SinkError::UnknownSink(name) if name.is_empty() => {
-            ApiError::new(ErrorCode::BadRequest, "no webhook sinks are configured")
+            ApiError::new(ErrorCode::NotFound, "no webhook sinks are configured")
         }
-        e @ SinkError::UnknownSink(_) => ApiError::new(ErrorCode::BadRequest, e.to_string()),
+        e @ SinkError::UnknownSink(_) => ApiError::new(ErrorCode::NotFound, e.to_string()),
         e @ SinkError::Unavailable(_) => ApiError::new(ErrorCode::Unavailable, e.to_string()),
     }
 }
