@@ -184,9 +184,13 @@ async fn kill_9_of_the_leader_mid_batch_loses_and_duplicates_nothing() {
     insert_rows(&pg, "hubbub_outbox", &rows(0, total))
         .await
         .unwrap();
-    let nodes = outbox_nodes("kill9", &db, "hubbub_outbox", 2, 50).await;
+    // Batches of 5: 600 round trips, so on a quiet machine too the leader is
+    // still working when the test sees its first acknowledgement (with 50 a
+    // fast run finished all 3,000 rows before the kill).
+    let nodes = outbox_nodes("kill9", &db, "hubbub_outbox", 2, 5).await;
     let mut nodes: Vec<Option<Node>> = nodes.into_iter().map(Some).collect();
-    // Kill the leader once it has published some batches and rows remain.
+    // Freeze the leader once it has published some batches, check that rows
+    // remain, then kill it.
     let deadline = tokio::time::Instant::now() + WAIT;
     let (victim, published_before) = loop {
         if let Some(l) = leader(&nodes).await {
@@ -205,14 +209,18 @@ async fn kill_9_of_the_leader_mid_batch_loses_and_duplicates_nothing() {
     };
     let node = nodes[victim].take().unwrap();
     let pid = node.pid().unwrap();
-    let killed = std::process::Command::new("kill")
-        .args(["-9", &pid.to_string()])
-        .status()
-        .unwrap();
-    assert!(killed.success());
+    let signal = |sig: &str| {
+        let sent = std::process::Command::new("kill")
+            .args([sig, &pid.to_string()])
+            .status()
+            .unwrap();
+        assert!(sent.success(), "kill {sig}");
+    };
+    signal("-STOP");
     // An acknowledgement the victim had already sent may still commit after
-    // the kill, so this count is approximate (and only printed).
+    // this, so the count is approximate (and only printed).
     let left_at_kill = count(&pg, "hubbub_outbox").await.unwrap();
+    signal("-KILL");
     assert!(left_at_kill > 0, "the leader finished before the kill");
     drop(node);
     let survivor = nodes.iter().flatten().next().unwrap();
