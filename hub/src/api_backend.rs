@@ -85,14 +85,26 @@ impl HubBackend {
         api_error(err)
     }
 
-    fn forbidden(&self, action: &'static str, topic: Topic) -> ApiError {
-        self.fail(HubError::NotPermitted { action, topic })
+    fn forbidden(&self, who: &Principal, action: &'static str, topic: Topic) -> ApiError {
+        let (scope, patterns) = match (who, action) {
+            (Principal::ApiKey(k), _) => ("the API key's `publish`", k.permissions.publish_text()),
+            (Principal::User(u), "publish") => {
+                ("the token's `publish`", u.permissions.publish_text())
+            }
+            (Principal::User(u), _) => ("the token's `subscribe`", u.permissions.subscribe_text()),
+        };
+        self.fail(HubError::NotPermitted {
+            action,
+            topic,
+            scope,
+            patterns,
+        })
     }
 
     fn readable(&self, who: &Principal, topic: &str) -> Result<(Topic, NamespaceConfig), ApiError> {
         let (topic, ns) = self.0.resolve(topic).map_err(|e| self.fail(e))?;
         if !who.can_read(&topic, ns) {
-            return Err(self.forbidden("read", topic));
+            return Err(self.forbidden(who, "read", topic));
         }
         Ok((topic, ns.clone()))
     }
@@ -153,7 +165,7 @@ impl Backend for HubBackend {
     ) -> Result<api::Position, ApiError> {
         let (topic, ns) = self.0.resolve(&req.topic).map_err(|e| self.fail(e))?;
         if !who.can_publish(&topic) {
-            return Err(self.forbidden("publish", topic));
+            return Err(self.forbidden(who, "publish", topic));
         }
         let input = PublishInput {
             topic: req.topic,
@@ -181,7 +193,7 @@ impl Backend for HubBackend {
             match self.0.resolve(&req.topic) {
                 Err(e) => out.push(Some(Err(self.fail(e)))),
                 Ok((topic, _)) if !who.can_publish(&topic) => {
-                    out.push(Some(Err(self.forbidden("publish", topic))));
+                    out.push(Some(Err(self.forbidden(who, "publish", topic))));
                 }
                 Ok((topic, ns)) => {
                     out.push(None);

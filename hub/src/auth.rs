@@ -208,6 +208,16 @@ impl Permissions {
     pub fn can_publish(&self, topic: &Topic) -> bool {
         self.publish.iter().any(|p| p.matches(topic))
     }
+
+    /// The subscribe patterns as text (after `{sub}` substitution), for messages.
+    pub fn subscribe_text(&self) -> Vec<String> {
+        self.subscribe.iter().map(ToString::to_string).collect()
+    }
+
+    /// The publish patterns as text (after `{sub}` substitution), for messages.
+    pub fn publish_text(&self) -> Vec<String> {
+        self.publish.iter().map(ToString::to_string).collect()
+    }
 }
 
 fn parse_patterns(

@@ -298,7 +298,7 @@ fn run(config: Config, role: Role) -> ExitCode {
         let listener = match bind(config.listen) {
             Ok(l) => l,
             Err(e) => {
-                error!(listen = %config.listen, error = %e, "cannot bind");
+                error!(listen = %config.listen, error = %e, "{}", bind_hint(config.listen, &e));
                 return ExitCode::FAILURE;
             }
         };
@@ -329,6 +329,25 @@ fn run(config: Config, role: Role) -> ExitCode {
             }
         }
     })
+}
+
+/// What to do when `listen` cannot be bound: which setting to change.
+fn bind_hint(addr: std::net::SocketAddr, e: &std::io::Error) -> String {
+    let next = std::net::SocketAddr::new(addr.ip(), addr.port().wrapping_add(1).max(1));
+    match e.kind() {
+        std::io::ErrorKind::AddrInUse => format!(
+            "cannot bind {addr}: the address is in use (another hubbub or another program \
+             listens there); stop it, or choose another address with `listen` in the \
+             configuration file or HUBBUB_LISTEN={next} (port 0 picks a free port)"
+        ),
+        std::io::ErrorKind::PermissionDenied => format!(
+            "cannot bind {addr}: permission denied (ports below 1024 need privileges); choose \
+             another address with `listen` in the configuration file or HUBBUB_LISTEN={next}"
+        ),
+        _ => {
+            format!("cannot bind {addr}; check `listen` in the configuration file or HUBBUB_LISTEN")
+        }
+    }
 }
 
 /// Pending connections the kernel may queue before `accept`; it caps this at

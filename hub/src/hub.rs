@@ -35,16 +35,37 @@ pub enum HubError {
     /// The topic name is malformed.
     #[error(transparent)]
     InvalidTopic(#[from] TopicError),
-    /// The namespace is not configured.
-    #[error("namespace `{0}` is not configured")]
-    UnknownNamespace(String),
-    /// The token or key does not allow the action on the topic.
-    #[error("not allowed to {action} `{topic}`")]
+    /// The namespace is not configured. The message lists the configured
+    /// ones and how to add this one.
+    #[error(
+        "namespace `{name}` is not configured; the configured ones are {}. To add it, put a \
+         `[namespaces.{name}]` table in the configuration file or set \
+         HUBBUB_NAMESPACES__{}__HISTORY_SIZE=100 (configured namespaces replace the default set, \
+         so list every one you use)",
+        list_names(configured), name.to_uppercase()
+    )]
+    UnknownNamespace {
+        /// The topic's namespace.
+        name: String,
+        /// The configured namespaces.
+        configured: Vec<String>,
+    },
+    /// The token or key does not allow the action on the topic. The message
+    /// names the caller's patterns for the action and one that would cover
+    /// the topic (patterns are no secret: the caller holds them).
+    #[error(
+        "not allowed to {action} `{topic}`: {}",
+        not_permitted_hint(topic, scope, patterns)
+    )]
     NotPermitted {
-        /// `subscribe` or `publish`.
+        /// `subscribe`, `publish` or `read`.
         action: &'static str,
         /// The topic.
         topic: Topic,
+        /// Whose patterns and which claim, e.g. "the token's `subscribe`".
+        scope: &'static str,
+        /// The caller's patterns for this action.
+        patterns: Vec<String>,
     },
     /// The namespace does not accept publications from clients.
     #[error("namespace `{0}` does not accept client publications")]
@@ -78,6 +99,12 @@ pub enum HubError {
     /// Already subscribed to the topic.
     #[error("already subscribed to `{0}`")]
     AlreadySubscribed(Topic),
+    /// A command before `connect` (the connection is then closed with 4000).
+    #[error(
+        "`{0}` before `connect`: the first command must be `connect` with a token; send \
+         {{\"type\":\"connect\",\"id\":1,\"token\":\"…\"}}, wait for `connected`, then `{0}`"
+    )]
+    ConnectFirst(&'static str),
     /// `connect` sent twice.
     #[error("already connected")]
     AlreadyConnected,
@@ -101,19 +128,48 @@ pub enum HubError {
     ConnectionLimit,
 }
 
+/// `` `a`, `b` `` (or "none").
+fn list_names(names: &[String]) -> String {
+    if names.is_empty() {
+        return "none".to_owned();
+    }
+    let quoted: Vec<String> = names.iter().map(|n| format!("`{n}`")).collect();
+    quoted.join(", ")
+}
+
+/// The second half of a `forbidden` message: what the caller has, and what
+/// would cover `topic` (`ns:*` does not cover the bare topic `ns`).
+fn not_permitted_hint(topic: &Topic, scope: &str, patterns: &[String]) -> String {
+    let has = if patterns.is_empty() {
+        format!("{scope} patterns are empty")
+    } else {
+        let list: Vec<String> = patterns.iter().map(|p| format!("`{p}`")).collect();
+        format!("{scope} patterns are {}", list.join(", "))
+    };
+    let ns = topic.namespace();
+    let would = match topic.resource() {
+        Some(_) => format!("a pattern `{topic}` or `{ns}:*` would cover it"),
+        None => format!(
+            "a pattern `{ns}` would cover it (`{ns}:*` covers `{ns}:ID` topics, not the bare `{ns}`)"
+        ),
+    };
+    format!("{has}; {would}")
+}
+
 impl HubError {
     /// The contract's error code.
     pub fn code(&self) -> ErrorCode {
         match self {
             HubError::InvalidTopic(_) => ErrorCode::InvalidTopic,
-            HubError::UnknownNamespace(_) => ErrorCode::UnknownNamespace,
+            HubError::UnknownNamespace { .. } => ErrorCode::UnknownNamespace,
             HubError::NotPermitted { .. } | HubError::ClientPublishDisabled(_) => {
                 ErrorCode::Forbidden
             }
             HubError::PresenceDisabled(_)
             | HubError::EventName(_)
             | HubError::IdempotencyKey(_)
-            | HubError::AlreadyConnected => ErrorCode::BadRequest,
+            | HubError::AlreadyConnected
+            | HubError::ConnectFirst(_) => ErrorCode::BadRequest,
             HubError::TooLarge { .. } => ErrorCode::TooLarge,
             HubError::HistoryLimit(_) | HubError::SubscriptionLimit(_) => ErrorCode::LimitExceeded,
             HubError::NotSubscribed(_) => ErrorCode::NotSubscribed,
@@ -209,10 +265,13 @@ impl Hub {
     /// Parses a topic and finds its namespace.
     pub fn resolve(&self, topic: &str) -> Result<(Topic, &NamespaceConfig), HubError> {
         let topic: Topic = topic.parse()?;
-        let ns = self
-            .config
-            .namespace(topic.namespace())
-            .ok_or_else(|| HubError::UnknownNamespace(topic.namespace().to_owned()))?;
+        let ns =
+            self.config
+                .namespace(topic.namespace())
+                .ok_or_else(|| HubError::UnknownNamespace {
+                    name: topic.namespace().to_owned(),
+                    configured: self.config.namespaces.keys().cloned().collect(),
+                })?;
         Ok((topic, ns))
     }
 

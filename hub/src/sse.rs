@@ -145,6 +145,8 @@ async fn open(hub: Arc<Hub>, query: &str, headers: &HeaderMap) -> Result<Respons
                 HubError::NotPermitted {
                     action: "subscribe",
                     topic,
+                    scope: "the token's `subscribe`",
+                    patterns: identity.permissions.subscribe_text(),
                 },
             ));
         }

@@ -20,6 +20,8 @@ impl Session {
             Err(HubError::NotPermitted {
                 action: "subscribe",
                 topic: topic.clone(),
+                scope: "the token's `subscribe`",
+                patterns: self.reg.identity().permissions.subscribe_text(),
             })
         }
     }
@@ -74,6 +76,8 @@ impl Session {
                     return Err(HubError::NotPermitted {
                         action: "publish",
                         topic,
+                        scope: "the token's `publish`",
+                        patterns: self.reg.identity().permissions.publish_text(),
                     });
                 }
                 let input = PublishInput {

@@ -53,7 +53,10 @@ pub(super) fn verify_connect(
                 Err((Some((id, HubError::Auth(e))), code))
             }
         },
-        Ok(Ok(_)) => Err((None, CloseCode::ProtocolError)),
+        Ok(Ok(frame)) => Err((
+            Some((frame.id(), HubError::ConnectFirst(frame.kind()))),
+            CloseCode::ProtocolError,
+        )),
     }
 }
 
