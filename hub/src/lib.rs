@@ -21,11 +21,16 @@
 //!   (it implements [`Delivery`](broker::Delivery)).
 //! - [`fanout`]: [`Broadcast`](fanout::Broadcast), encoded once per sub-protocol,
 //!   and the outbox item type.
-//! - [`connection`]: the per-connection actor (reader session + writer task).
+//! - [`engine`]: a subscription's life for every local subscriber (WebSocket
+//!   session, SSE stream): hold, register, route the topic here, recover,
+//!   reply; unsubscribe; presence join/leave; the topic's lifecycle points.
+//! - [`connection`]: the per-connection actor (reader session + writer task)
+//!   and [`Registration`](connection::Registration), the RAII guard that gives
+//!   a connection's subscriptions and presence back on drop.
 //! - [`hub`]: [`Hub`](hub::Hub), the shared services and operations.
 //! - [`limits`]: token buckets for the rate limits.
 //! - [`api_backend`]: the hub behind the `hubbub-api` REST router.
-//! - [`sse`]: `GET /sse`, the Server-Sent Events transport and its event ids.
+//! - [`sse`]: `GET /sse`, the Server-Sent Events transport (over [`engine`]) and its event ids.
 //! - [`server`]: router, WebSocket upgrade, [`serve`] with graceful drain, and
 //!   [`server::serve_api`] for the standalone `hubbub-api` binary.
 //! - [`console`]: `GET /` (landing page) and `GET /console`, the operations console.
@@ -42,6 +47,7 @@ pub mod cli;
 pub mod config;
 pub mod connection;
 pub mod console;
+pub mod engine;
 pub mod fanout;
 pub mod hub;
 pub mod limits;

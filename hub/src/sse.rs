@@ -31,7 +31,7 @@ use hubbub_api::{ApiError, ErrorCode};
 use crate::broker::Epoch;
 use crate::config::NamespaceConfig;
 use crate::connection::registration::Registration;
-use crate::connection::subscription::{Opened, Start};
+use crate::engine::{Opened, Start};
 use crate::hub::{Hub, HubError};
 use crate::metrics::Rejection;
 use crate::protocol::Codec;

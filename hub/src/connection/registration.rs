@@ -24,9 +24,9 @@ use tracing::debug;
 
 use super::handle::{ConnHandle, ConnId};
 use super::outbox;
-use super::subscription::{self, Opened, Start};
 use crate::auth::Identity;
 use crate::config::NamespaceConfig;
+use crate::engine::{self, Opened, Start, presence};
 use crate::hub::{Hub, HubError};
 use crate::metrics::Rejection;
 use crate::protocol::Codec;
@@ -124,7 +124,7 @@ impl Registration {
     }
 
     /// Subscribes (the caller checked permissions and limits): see
-    /// [`subscription::open`] for the order; the reply (`subscribed`, or an
+    /// [`engine::open`] for the order; the reply (`subscribed`, or an
     /// `error` with `id`) is queued by it. Joins presence when the namespace
     /// has it. The topic is recorded before anything is awaited, so a
     /// subscription cut short (by a panic) is still released.
@@ -137,7 +137,7 @@ impl Registration {
         id: u32,
     ) -> Opened {
         self.topics.insert(topic.clone(), false);
-        let opened = subscription::open(&self.hub, &self.conn, topic, ns, start, codec, id).await;
+        let opened = engine::open(&self.hub, &self.conn, topic, ns, start, codec, id).await;
         if opened != Opened::Subscribed {
             // `open` undid the registration (or the connection is closing,
             // and the guard's release undoes it).
@@ -148,14 +148,7 @@ impl Registration {
         }
         if ns.presence {
             self.topics.insert(topic.clone(), true);
-            if let Err(e) = self
-                .hub
-                .broker
-                .join(topic, self.member(), ns.join_leave)
-                .await
-            {
-                tracing::warn!(topic = %topic, error = %e, "presence join failed");
-            }
+            presence::join(&self.hub, topic, self.member()).await;
         }
         opened
     }
@@ -166,9 +159,8 @@ impl Registration {
         let Some(joined) = self.topics.remove(topic) else {
             return false;
         };
-        let member = self.leave_as(topic, joined);
-        let member = member.as_ref().map(|(m, announce)| (m, *announce));
-        subscription::close(&self.hub, &self.conn, topic, member).await;
+        let member = joined.then(|| self.member());
+        close(&self.hub, &self.conn, topic, member).await;
         true
     }
 
@@ -181,25 +173,10 @@ impl Registration {
         self.hub.registry.unregister(&self.conn);
         let topics = std::mem::take(&mut self.topics);
         for (topic, joined) in topics {
-            let member = self.leave_as(&topic, joined);
-            let member = member.as_ref().map(|(m, announce)| (m, *announce));
-            subscription::close(&self.hub, &self.conn, &topic, member).await;
+            let member = joined.then(|| self.member());
+            close(&self.hub, &self.conn, &topic, member).await;
         }
         debug!(conn = %self.conn.id, "released");
-    }
-
-    /// The member to remove from `topic`'s presence, with whether to
-    /// announce `leave`; `None` when presence was not joined.
-    fn leave_as(&self, topic: &Topic, joined: bool) -> Option<(Member, bool)> {
-        if !joined {
-            return None;
-        }
-        let announce = self
-            .hub
-            .config
-            .namespace(topic.namespace())
-            .is_some_and(|ns| ns.join_leave);
-        Some((self.member(), announce))
     }
 
     /// This connection as a presence member (built when needed, not kept:
@@ -218,6 +195,15 @@ impl Registration {
     }
 }
 
+/// Closes one subscription through the engine: unregister (and unroute
+/// after the last local subscriber), then leave presence when `member` joined.
+async fn close(hub: &Hub, conn: &ConnHandle, topic: &Topic, member: Option<Member>) {
+    engine::close(hub, conn, topic).await;
+    if let Some(member) = member {
+        presence::leave(hub, topic, member).await;
+    }
+}
+
 impl Drop for Registration {
     fn drop(&mut self) {
         if self.released {
@@ -231,12 +217,9 @@ impl Drop for Registration {
         if topics.is_empty() {
             return;
         }
-        let leaves: Vec<(Topic, Option<(Member, bool)>)> = topics
+        let leaves: Vec<(Topic, Option<Member>)> = topics
             .into_iter()
-            .map(|(topic, joined)| {
-                let member = self.leave_as(&topic, joined);
-                (topic, member)
-            })
+            .map(|(topic, joined)| (topic, joined.then(|| self.member())))
             .collect();
         let (hub, conn) = (self.hub.clone(), self.conn.clone());
         match tokio::runtime::Handle::try_current() {
@@ -245,8 +228,7 @@ impl Drop for Registration {
                 tasks.spawn_on(
                     async move {
                         for (topic, member) in leaves {
-                            let member = member.as_ref().map(|(m, announce)| (m, *announce));
-                            subscription::close(&hub, &conn, &topic, member).await;
+                            close(&hub, &conn, &topic, member).await;
                         }
                         debug!(conn = %conn.id, "released after drop");
                     },

@@ -307,7 +307,7 @@ impl Session {
             .conn
             .send(Outgoing::Frame(Box::new(self.codec.encode(frame))))
             .await;
-        super::subscription::queued(&self.hub, outcome);
+        crate::engine::queued(&self.hub, outcome);
     }
 
     async fn error(&self, id: Option<u32>, code: ErrorCode, message: &str) {

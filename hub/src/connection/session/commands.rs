@@ -3,7 +3,7 @@
 
 use crate::broker::Position;
 use crate::config::NamespaceConfig;
-use crate::connection::subscription::{self, Start};
+use crate::engine::{self, Start};
 use crate::fanout::Outgoing;
 use crate::hub::{HubError, PublishInput};
 use crate::protocol::ErrorCode;
@@ -56,7 +56,7 @@ impl Session {
                         frame: Box::new(frame),
                     })
                     .await;
-                subscription::queued(&self.hub, outcome);
+                engine::queued(&self.hub, outcome);
                 Ok(())
             }
             ClientFrame::Publish {
@@ -180,7 +180,7 @@ impl Session {
                     frame: Box::new(frame),
                 })
                 .await;
-            subscription::queued(&self.hub, outcome);
+            engine::queued(&self.hub, outcome);
         }
     }
 

@@ -1,15 +1,20 @@
-//! Opening and closing one subscription of one connection, in the order that
-//! makes recovery race-free; shared by WebSocket sessions and SSE streams.
+//! Opening and closing one subscription of one local subscriber, in the
+//! order that makes recovery race-free: [`open`] (hold, register, route the
+//! topic to this node, read or recover, reply) and [`close`] (unregister, and
+//! stop routing the topic here after its last local subscriber).
+//!
+//! The topic's local lifecycle has two named points, where webhook lifecycle
+//! hooks belong: [`on_first_local_subscriber`] and [`on_last_local_subscriber`].
 
 use std::sync::Arc;
 
-use super::handle::{ConnHandle, PushOutcome};
-use crate::broker::{Position, Recovery};
+use crate::broker::{BrokerError, Position, Recovery};
 use crate::config::NamespaceConfig;
+use crate::connection::handle::{ConnHandle, PushOutcome};
 use crate::fanout::{Outgoing, SubscribedReply};
 use crate::hub::{Hub, HubError};
 use crate::protocol::Codec;
-use crate::protocol::frames::{Member, PublicationWire, ServerFrame};
+use crate::protocol::frames::{PublicationWire, ServerFrame};
 use crate::topic::Topic;
 
 /// How [`open`] ended.
@@ -67,7 +72,7 @@ pub async fn open(
     }
     let catch_up = async {
         if hub.registry.subscribe(topic, conn.clone()) {
-            hub.broker.watch(topic).await?;
+            on_first_local_subscriber(hub, topic).await?;
         }
         let options = hub.options(ns);
         let since = match start {
@@ -78,15 +83,17 @@ pub async fn open(
         if start != Start::Latest {
             return Ok(recovery);
         }
-        // A second read: the position above anchors the engine's delivery
-        // state; this one is the snapshot the reply describes.
+        // A second read. The one above is where this subscriber waited for
+        // the topic's confirmed route (the node's delivery state moves only
+        // with what arrives on that route, never with a read); this one is
+        // the snapshot the reply describes.
         let page = hub.broker.history(topic, None, 1, &options).await?;
         Ok(Recovery::new(page.position, Some(page.publications)))
     };
     let recovery = match catch_up.await {
         Ok(r) => r,
         Err(e) => {
-            close(hub, conn, topic, None).await;
+            close(hub, conn, topic).await;
             let err = HubError::Broker(e);
             let message = err.to_string();
             hub.metrics.error(err.code());
@@ -137,18 +144,27 @@ pub fn queued(hub: &Hub, outcome: PushOutcome) -> bool {
     outcome == PushOutcome::Queued
 }
 
-/// Unregisters `conn` from `topic`, stops routing the topic here when it was
-/// the last local subscriber, and removes `member` from presence when given
-/// (`announce`: send `leave`).
-pub async fn close(hub: &Hub, conn: &ConnHandle, topic: &Topic, member: Option<(&Member, bool)>) {
-    if hub.registry.unsubscribe(topic, conn.id)
-        && let Err(e) = hub.broker.unwatch(topic).await
-    {
-        tracing::warn!(topic = %topic, error = %e, "unwatch failed");
+/// Unregisters `conn` from `topic`, and stops routing the topic here when it
+/// was the last local subscriber. Presence is [`super::presence::leave`]'s.
+pub async fn close(hub: &Hub, conn: &ConnHandle, topic: &Topic) {
+    if hub.registry.unsubscribe(topic, conn.id) {
+        on_last_local_subscriber(hub, topic).await;
     }
-    if let Some((member, announce)) = member
-        && let Err(e) = hub.broker.leave(topic, member.clone(), announce).await
-    {
-        tracing::warn!(topic = %topic, error = %e, "presence leave failed");
+}
+
+/// `topic` got its first local subscriber on this node (the registry said
+/// so): route the topic's publications here, returning once the route is
+/// confirmed. A lifecycle point: a hook for "a topic's first local
+/// subscriber" goes here.
+pub async fn on_first_local_subscriber(hub: &Hub, topic: &Topic) -> Result<(), BrokerError> {
+    hub.broker.watch(topic).await
+}
+
+/// `topic`'s last local subscriber on this node is gone: stop routing it
+/// here (a failure is logged). A lifecycle
+/// point: a hook for "a topic's last local subscriber is gone" goes here.
+pub async fn on_last_local_subscriber(hub: &Hub, topic: &Topic) {
+    if let Err(e) = hub.broker.unwatch(topic).await {
+        tracing::warn!(topic = %topic, error = %e, "unwatch failed");
     }
 }
