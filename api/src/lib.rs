@@ -16,9 +16,11 @@
 //! - [`webhooks`]: the operator endpoints of webhook sinks.
 //! - [`topics`]: `GET /api/v1/topics`, the topics with subscribers now.
 //! - [`tokens`]: `POST /api/v1/tokens/subscribe`, short-lived subscribe tokens.
+//! - [`outbox`]: `GET /api/v1/outbox`, this node's view of the PostgreSQL outbox.
 
 pub mod error;
 pub mod openapi;
+pub mod outbox;
 pub mod routes;
 pub mod tokens;
 pub mod topics;

@@ -224,6 +224,7 @@ fn document_v1() -> Value {
                             "description": "Lifetime in seconds (default 300)"}
                     }
                 },
+                "OutboxState": crate::outbox::schema(),
                 "SubscribeToken": {
                     "type": "object", "required": ["token", "expires_in", "sub"],
                     "properties": {
@@ -290,6 +291,11 @@ fn document_v1() -> Value {
                 "description": OPERATOR_ONLY,
                 "responses": responses("SubscribeToken", &[("403", OPERATOR_403), ("404", "Unknown namespace")])
             }},
+            "/api/v1/outbox": {"get": {
+                "operationId": "outbox", "summary": "This node's view of the PostgreSQL outbox consumer: configured or not, leader or standby, lag, published and dead counts, last error (operator keys only)",
+                "description": OPERATOR_ONLY,
+                "responses": responses("OutboxState", &[("403", OPERATOR_403)])
+            }},
             "/api/openapi.json": {"get": {
                 "operationId": "openapi", "summary": "This document", "security": [],
                 "responses": {"200": {"description": "OpenAPI 3 document", "content": {"application/json": {"schema": {"type": "object"}}}}}
@@ -314,6 +320,7 @@ mod tests {
             ("/api/v1/info", "get"),
             ("/api/v1/topics", "get"),
             ("/api/v1/tokens/subscribe", "post"),
+            ("/api/v1/outbox", "get"),
             ("/api/openapi.json", "get"),
         ] {
             assert!(doc["paths"][path][method].is_object(), "{method} {path}");

@@ -36,7 +36,7 @@ pub trait Backend: Send + Sync + 'static {
     fn authenticate(&self, bearer: &str) -> Result<Self::Principal, ApiError>;
 
     /// Whether `who` may call the operator endpoints (`disconnect`, `info`,
-    /// webhooks, topic listings): `Ok` for an operator, otherwise the error
+    /// webhooks, topic listings, outbox): `Ok` for an operator, otherwise the error
     /// to answer (403 `forbidden`). Used by the [`Operator`] extractor.
     fn require_operator(&self, who: &Self::Principal) -> Result<(), ApiError>;
 
@@ -99,6 +99,10 @@ pub trait Backend: Send + Sync + 'static {
         topics: &[String],
         ttl_secs: u64,
     ) -> Result<crate::tokens::SubscribeToken, ApiError>;
+
+    /// This node's view of the PostgreSQL outbox consumer (operators only);
+    /// `configured: false` on a node without one.
+    async fn outbox(&self, who: &Self::Principal) -> Result<crate::outbox::OutboxState, ApiError>;
 }
 
 /// The authenticated caller (any valid bearer): an extractor for handlers
@@ -176,6 +180,7 @@ pub fn router<B: crate::WebhookBackend>(backend: Arc<B>, body_limit: usize) -> R
             "/api/v1/tokens/subscribe",
             post(crate::tokens::subscribe_token::<B>),
         )
+        .route("/api/v1/outbox", get(crate::outbox::outbox::<B>))
         .merge(crate::webhooks::routes::<B>())
         .route(
             "/api/openapi.json",

@@ -1,9 +1,10 @@
 //! The hub's implementation of the REST API's [`Backend`]: who a bearer is
 //! (API key or JWT), what it may do, and the mapping of [`HubError`] onto the
 //! API's error codes. The operator endpoints the console uses are in
-//! `operator`.
+//! `operator` (`GET /api/v1/outbox` in `outbox`).
 
 mod operator;
+mod outbox;
 
 use std::sync::Arc;
 
@@ -288,6 +289,11 @@ impl Backend for HubBackend {
         ttl_secs: u64,
     ) -> Result<hubbub_api::tokens::SubscribeToken, ApiError> {
         self.mint_subscribe_token(who, topics, ttl_secs).await
+    }
+
+    async fn outbox(&self, who: &Principal) -> Result<hubbub_api::outbox::OutboxState, ApiError> {
+        self.require_operator(who)?;
+        Ok(self.outbox_state())
     }
 
     async fn info(&self, who: &Principal) -> Result<Info, ApiError> {

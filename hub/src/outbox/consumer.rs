@@ -48,7 +48,7 @@ pub(crate) async fn run(hub: Arc<Hub>, config: OutboxConfig) {
             Ok(()) => break,
             Err(e) => {
                 metrics.down();
-                report.failed(&e, &config);
+                metrics.failed(report.failed(&e, &config));
                 if !sleep_unless_draining(&hub, backoff).await {
                     break;
                 }
@@ -120,6 +120,7 @@ impl Worker<'_> {
                 .map(Row::from_pg)
                 .collect::<Result<Vec<_>, _>>()?;
             metrics.checked(rows.first().and_then(|r| age_of(r.age_ms)));
+            metrics.read(rows.len(), self.config.batch_size);
             if rows.is_empty() {
                 if !wait(hub, self.config.poll_interval, &session.wake).await {
                     return Ok(());
@@ -129,6 +130,7 @@ impl Worker<'_> {
             let outcome = publish(hub, &rows).await;
             for (id, why) in &outcome.dead {
                 warn!(table = %sql.table, id, error = %why, "outbox: row cannot be published; moved to the dead-letter table");
+                metrics.failed(format!("row {id} moved to {}_dead: {why}", sql.table));
             }
             if !outcome.published.is_empty() || !outcome.dead.is_empty() {
                 let dead_ids: Vec<i64> = outcome.dead.iter().map(|(id, _)| *id).collect();
@@ -145,6 +147,10 @@ impl Worker<'_> {
                     return Ok(());
                 }
                 warn!(table = %sql.table, id, rows = outcome.waiting_rows, error = %e, retry_in = ?broker_backoff, "outbox: cannot publish now; the rows wait");
+                metrics.failed(format!(
+                    "cannot publish now, {} rows wait from id {id}: {e}",
+                    outcome.waiting_rows
+                ));
                 if !sleep_unless_draining(hub, broker_backoff).await {
                     return Ok(());
                 }
@@ -199,7 +205,8 @@ struct Reporter {
 }
 
 impl Reporter {
-    fn failed(&mut self, e: &OutboxError, config: &OutboxConfig) {
+    /// Logs `e` unless it repeats; returns its full text (with causes).
+    fn failed(&mut self, e: &OutboxError, config: &OutboxConfig) -> String {
         // tokio-postgres keeps the cause (e.g. "Connection refused") in `source`.
         let mut text = e.to_string();
         let mut cause = std::error::Error::source(e);
@@ -222,8 +229,9 @@ impl Reporter {
                 error = %text,
                 "outbox: cannot consume the outbox; retrying (rows wait in PostgreSQL, nothing is lost)"
             );
-            self.last = Some((text, Instant::now()));
+            self.last = Some((text.clone(), Instant::now()));
         }
+        text
     }
 
     fn ok(&mut self, table: &str) {

@@ -3,6 +3,7 @@
 //! state (a console, `/api/v1/info`).
 
 use std::fmt::Write;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -26,6 +27,13 @@ pub struct OutboxMetrics {
     oldest_ms: AtomicI64,
     /// When the table was last read successfully, in ms after `base`.
     checked_ms: AtomicI64,
+    /// Rows in the leader's last read of the table; [`NONE`]: no read as leader.
+    last_read_rows: AtomicI64,
+    /// Whether that read was a full batch (more rows may wait behind it).
+    last_read_full: AtomicBool,
+    /// The last failure (PostgreSQL, or rows that had to wait) and when, in
+    /// ms after `base`. Never held across an `.await`.
+    last_error: Mutex<Option<(String, i64)>>,
 }
 
 impl Default for OutboxMetrics {
@@ -41,12 +49,15 @@ impl Default for OutboxMetrics {
             queries: AtomicU64::new(0),
             oldest_ms: AtomicI64::new(NONE),
             checked_ms: AtomicI64::new(NONE),
+            last_read_rows: AtomicI64::new(NONE),
+            last_read_full: AtomicBool::new(false),
+            last_error: Mutex::new(None),
         }
     }
 }
 
 /// A node's view of the outbox, for a console or `/api/v1/info`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct OutboxStatus {
     /// The node runs a consumer (`[outbox]` is configured).
     pub enabled: bool,
@@ -65,6 +76,17 @@ pub struct OutboxStatus {
     /// Age of the oldest unpublished row; while PostgreSQL cannot be read, at
     /// least the time since it last could.
     pub lag: Duration,
+    /// How long ago the table was last read successfully (`None`: never).
+    pub last_read_ago: Option<Duration>,
+    /// Rows in this node's last read as leader: the whole backlog when below
+    /// the batch size, else at least that many (`pending_full`). `None`
+    /// while the node is not the leader.
+    pub pending: Option<u64>,
+    /// The last read as leader was a full batch: more rows may wait.
+    pub pending_full: bool,
+    /// The last failure (PostgreSQL unreachable, table missing, rows that
+    /// had to wait for the broker) and how long ago; kept after recovery.
+    pub last_error: Option<(String, Duration)>,
 }
 
 impl OutboxMetrics {
@@ -78,6 +100,24 @@ impl OutboxMetrics {
 
     pub(crate) fn set_leader(&self, leader: bool) {
         self.leader.store(leader, Ordering::Relaxed);
+        if !leader {
+            self.last_read_rows.store(NONE, Ordering::Relaxed);
+        }
+    }
+
+    /// The leader read `rows` rows of at most `limit`.
+    pub(crate) fn read(&self, rows: usize, limit: usize) {
+        self.last_read_rows
+            .store(i64::try_from(rows).unwrap_or(i64::MAX), Ordering::Relaxed);
+        self.last_read_full.store(rows >= limit, Ordering::Relaxed);
+    }
+
+    /// Something failed; `error` is what an operator should read.
+    pub(crate) fn failed(&self, error: String) {
+        let now = self.now_ms();
+        if let Ok(mut last) = self.last_error.lock() {
+            *last = Some((error, now));
+        }
     }
 
     pub(crate) fn query(&self) {
@@ -105,7 +145,11 @@ impl OutboxMetrics {
     /// The table could not be read (PostgreSQL down, table missing).
     pub(crate) fn down(&self) {
         self.up.store(false, Ordering::Relaxed);
-        self.leader.store(false, Ordering::Relaxed);
+        self.set_leader(false);
+    }
+
+    fn ago(&self, at_ms: i64) -> Duration {
+        Duration::from_millis(u64::try_from(self.now_ms().saturating_sub(at_ms)).unwrap_or(0))
     }
 
     fn lag(&self) -> Duration {
@@ -139,6 +183,21 @@ impl OutboxMetrics {
             batches: self.batches.load(Ordering::Relaxed),
             queries: self.queries.load(Ordering::Relaxed),
             lag: self.lag(),
+            last_read_ago: match self.checked_ms.load(Ordering::Relaxed) {
+                NONE => None,
+                at => Some(self.ago(at)),
+            },
+            pending: match self.last_read_rows.load(Ordering::Relaxed) {
+                NONE => None,
+                n => Some(u64::try_from(n).unwrap_or(0)),
+            },
+            pending_full: self.last_read_full.load(Ordering::Relaxed),
+            last_error: self
+                .last_error
+                .lock()
+                .ok()
+                .and_then(|last| last.clone())
+                .map(|(e, at)| (e, self.ago(at))),
         }
     }
 
@@ -223,5 +282,32 @@ mod tests {
         m.render(&mut text);
         assert!(text.contains("hubbub_outbox_up 0\n"), "{text}");
         assert!(text.contains("hubbub_outbox_lag_seconds 0.0"), "{text}");
+    }
+
+    #[test]
+    fn status_keeps_the_last_read_and_the_last_error() {
+        let m = OutboxMetrics::default();
+        m.enable();
+        let s = m.status();
+        assert_eq!(
+            (s.pending, s.last_read_ago, s.last_error),
+            (None, None, None)
+        );
+        m.set_leader(true);
+        m.read(3, 500);
+        m.checked(Some(Duration::from_secs(1)));
+        let s = m.status();
+        assert_eq!((s.pending, s.pending_full), (Some(3), false));
+        assert!(s.last_read_ago.is_some());
+        m.read(500, 500);
+        assert!(m.status().pending_full);
+        m.failed("PostgreSQL: connection refused".into());
+        m.down();
+        let s = m.status();
+        assert_eq!(s.pending, None, "not the leader any more");
+        let (e, _) = s.last_error.unwrap();
+        assert_eq!(e, "PostgreSQL: connection refused");
+        m.checked(None);
+        assert!(m.status().last_error.is_some(), "kept after recovery");
     }
 }
