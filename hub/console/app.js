@@ -300,7 +300,7 @@ async function refreshSinks() {
       el('td', { class: 'num' }, s.retried),
       el('td', { class: 'num' }, s.dead),
       el('td', {}, s.oldest_pending_age_ms == null ? '–' : uptime(Math.round(s.oldest_pending_age_ms / 1000))),
-      el('td', { class: 'mono small' }, s.last_error ?? ''));
+      el('td', { class: 'mono small wrap' }, s.last_error ?? ''));
     tr.addEventListener('click', () => {
       selectedSink = s.name;
       refreshDead();
@@ -329,7 +329,7 @@ async function refreshDead() {
       el('td', { class: 'num' }, d.offset),
       el('td', {}, d.event),
       el('td', { class: 'num' }, d.attempts),
-      el('td', { class: 'mono small' }, d.last_status ? `${d.last_status} ${d.last_error ?? ''}` : d.last_error ?? ''),
+      el('td', { class: 'mono small wrap' }, d.last_status && !(d.last_error ?? '').includes(String(d.last_status)) ? `${d.last_status} ${d.last_error ?? ''}` : d.last_error ?? ''),
       el('td', {},
         el('button', { class: 'link', type: 'button', onclick: () => deadAction('replay', [d.webhook_id]) }, 'Replay'),
         el('button', { class: 'link danger', type: 'button', onclick: () => deadAction('delete', [d.webhook_id]) }, 'Delete')))));
@@ -351,23 +351,72 @@ async function deadAction(action, ids) {
   await refreshSinks().catch(() => {});
 }
 
+/** A duration in ms, short: 850 ms, 4.2 s, 3m 20s. */
+function millis(ms) {
+  if (ms < 1000) return `${ms} ms`;
+  if (ms < 10_000) return `${(ms / 1000).toFixed(1)} s`;
+  return uptime(Math.round(ms / 1000));
+}
+
+function stat(label, value, bad = false) {
+  return el('div', { class: 'stat' }, el('div', { class: 'label' }, label), el('div', { class: bad ? 'value bad' : 'value' }, value));
+}
+
+/** GET /api/v1/outbox: this node's consumer, or `{configured: false}`. */
 async function refreshOutbox() {
   let body;
   try {
     body = await api('/api/v1/outbox');
   } catch (err) {
     if (err.status === 401) throw err;
-    $('outbox-card').hidden = true;
+    $('outbox-card').hidden = true; // an older hub without the endpoint
     return;
   }
-  if (!body || typeof body !== 'object') {
-    $('outbox-card').hidden = true;
+  const card = $('outbox-card');
+  card.hidden = false;
+  const role = $('outbox-role');
+  if (!body || body.configured !== true) {
+    card.dataset.configured = 'false';
+    role.textContent = 'not configured';
+    role.className = 'pill muted';
+    $('outbox-off').hidden = false;
+    $('outbox-standby').hidden = true;
+    $('outbox-stats').hidden = true;
+    $('outbox-error').hidden = true;
     return;
   }
-  $('outbox-card').hidden = false;
-  const items = Object.entries(body).map(([k, v]) =>
-    el('div', { class: 'row small' }, el('span', { class: 'muted' }, k.replaceAll('_', ' ')), el('span', { class: 'mono' }, typeof v === 'object' ? JSON.stringify(v) : v)));
-  $('outbox').replaceChildren(...items);
+  card.dataset.configured = 'true';
+  card.dataset.role = body.role;
+  card.dataset.lagMs = String(body.lag_ms);
+  card.dataset.published = String(body.published);
+  $('outbox-off').hidden = true;
+  if (!body.up) {
+    role.textContent = 'PostgreSQL unreachable';
+    role.className = 'pill bad';
+  } else if (body.role === 'leader') {
+    role.textContent = 'leader: publishing';
+    role.className = 'pill ok';
+  } else {
+    role.textContent = 'standby';
+    role.className = 'pill muted';
+  }
+  $('outbox-standby').hidden = !(body.up && body.role === 'standby');
+  const pending = body.pending_rows == null ? '–' : `${body.pending_rows}${body.pending_rows_at_least ? '+' : ''}`;
+  $('outbox-stats').hidden = false;
+  $('outbox-stats').replaceChildren(
+    stat(`Lag (${body.table})`, millis(body.lag_ms), body.lag_ms >= 10_000),
+    stat('Pending rows', pending),
+    stat('Last read', body.last_read_ago_ms == null ? 'never' : `${millis(body.last_read_ago_ms)} ago`, !body.up),
+    stat('Published', body.published),
+    stat('Dead', body.dead, body.dead > 0),
+    stat('Batches', body.batches));
+  const error = $('outbox-error');
+  error.hidden = !body.last_error;
+  if (body.last_error) {
+    // Kept after recovery: say how long ago, and dim it once the table reads again.
+    error.textContent = `Last error, ${millis(body.last_error_ago_ms ?? 0)} ago: ${body.last_error}`;
+    error.className = body.up && body.last_error_ago_ms > (body.last_read_ago_ms ?? 0) ? 'small mono old' : 'small mono';
+  }
 }
 
 // ---- live tail ----------------------------------------------------------------
