@@ -376,6 +376,11 @@ describe('operations console', () => {
   });
 
   it('shows the lag of a real PostgreSQL outbox, then the catch-up when this node leads', async () => {
+    try {
+      execFileSync('psql', ['--version']);
+    } catch {
+      throw new Error('psql not on PATH (apt-get install postgresql-client); scripts/postgres-for-tests.sh starts the server');
+    }
     const db = `hubbub_console_${randomBytes(4).toString('hex')}`;
     const dbUrl = POSTGRES_URL.replace(/\/[^/?]*(\?|$)/, `/${db}$1`);
     execFileSync('psql', ['-X', '-q', '-v', 'ON_ERROR_STOP=1', POSTGRES_URL, '-c', `CREATE DATABASE "${db}"`]);
