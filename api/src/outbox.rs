@@ -84,7 +84,7 @@ pub(crate) fn schema() -> Value {
     let nullable_count = || json!({"type": "integer", "minimum": 0, "nullable": true});
     json!({
         "type": "object", "required": ["configured"],
-        "description": "`{\"configured\": false}` on a node without `[outbox]`; otherwise every field below",
+        "description": "`{\"configured\": false}` on a node without `[outbox]` (and on the standalone REST API, which never consumes); otherwise every field below",
         "example": {"configured": true, "table": "hubbub_outbox", "role": "leader", "up": true,
             "lag_ms": 12, "pending_rows": 3, "pending_rows_at_least": false, "last_read_ago_ms": 140,
             "published": 1200, "dead": 1, "batches": 40, "queries": 310,

@@ -67,5 +67,9 @@ pub enum OutboxError {
 /// stops when the node drains (await the handle to know it has).
 pub fn spawn(hub: &Arc<Hub>) -> Option<JoinHandle<()>> {
     let config = hub.config.outbox.clone()?;
+    // Before the task first runs, so `GET /api/v1/outbox` never calls a
+    // consuming node unconfigured; a process that never calls this (the
+    // standalone REST API) stays "not configured".
+    hub.metrics.outbox.enable();
     Some(tokio::spawn(consumer::run(hub.clone(), config)))
 }

@@ -4,6 +4,7 @@
 //! the last error with its fix, a node that cannot take the lock is a
 //! standby that still sees the lag of the oldest row, and once it takes the
 //! lock it publishes, its lag drops to zero and a poison row is counted dead.
+//! The standalone `hubbub-api` (which never consumes) says it has none.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers panic on purpose
 
@@ -151,4 +152,27 @@ async fn the_state_follows_the_consumer_from_missing_table_to_standby_to_leader(
     let error = s["last_error"].as_str().unwrap();
     assert!(error.contains("moved to ob_api_dead"), "{s}");
     assert_eq!(s["published"], 2, "{s}");
+}
+
+/// The standalone `hubbub-api` never consumes the outbox, even with an
+/// `[outbox]` section in its configuration: it says it has none, not that
+/// it is a standby that cannot read PostgreSQL.
+#[tokio::test]
+async fn the_standalone_api_says_it_consumes_no_outbox() {
+    use hubbub_tests::redis::{node_toml, shared_url, unique_prefix, wait_ready};
+    let db = TestDb::create("outbox_api_rest").await.unwrap();
+    db.init_outbox("ob_rest").await.unwrap();
+    let toml = format!(
+        "{}\n{}",
+        node_toml(&shared_url(), &unique_prefix("outbox-api"), "api-rest"),
+        db.node_toml("ob_rest", 500)
+    );
+    let api = Node::start(
+        std::path::Path::new(env!("CARGO_BIN_EXE_hubbub-api-node")),
+        &toml,
+    )
+    .await
+    .unwrap();
+    wait_ready(&api).await.unwrap();
+    assert_eq!(outbox(&api).await, json!({"configured": false}));
 }

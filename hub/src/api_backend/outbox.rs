@@ -14,15 +14,16 @@ fn ms(d: Duration) -> u64 {
 
 impl HubBackend {
     /// The outbox consumer's state on this node (the caller was checked to
-    /// be an operator); `configured: false` without `[outbox]`.
+    /// be an operator); `configured: false` when this process runs no
+    /// consumer (no `[outbox]`, or the standalone REST API, which never does).
     pub(super) fn outbox_state(&self) -> OutboxState {
-        let Some(config) = &self.0.config.outbox else {
+        let s = self.0.metrics.outbox.status();
+        let (Some(config), true) = (&self.0.config.outbox, s.enabled) else {
             return OutboxState {
                 configured: false,
                 consumer: None,
             };
         };
-        let s = self.0.metrics.outbox.status();
         let (last_error, last_error_ago_ms) = match s.last_error {
             Some((e, ago)) => (Some(e), Some(ms(ago))),
             None => (None, None),
