@@ -34,10 +34,12 @@ export type {
   SubscriptionEvents,
   SubscriptionState,
 } from './subscription.js';
-export { HubbubPublisher, newKey } from './publisher.js';
+export { HubbubBatchError, HubbubPublisher, newKey } from './publisher.js';
 export type {
+  BatchFailedItem,
   BatchItemResult,
   BatchOk,
+  BatchPartial,
   CallOptions,
   Failure,
   PublisherOptions,

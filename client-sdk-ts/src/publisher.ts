@@ -41,14 +41,46 @@ export interface CallOptions<Throw extends boolean | undefined = undefined> {
 
 export type PublishOk = { ok: true; position: Position };
 export type Failure = { ok: false; error: HubbubError };
+/** One item of the hub's batch answer, in the order sent. */
 export type BatchItemResult = { position: Position } | { error: { code: string; message: string } };
-export type BatchOk = { ok: true; results: BatchItemResult[] };
+/** Every publication of the batch was accepted: `positions[i]` is item `i`'s. */
+export type BatchOk = { ok: true; results: BatchItemResult[]; positions: Position[] };
+/** A publication of a batch the hub refused (the others may have been accepted). */
+export interface BatchFailedItem {
+  /** Its index in the batch. */
+  index: number;
+  topic: string;
+  event: string;
+  /** The hub's error for it (`forbidden`, `unknown_namespace`, …), with the hub's message. */
+  error: HubbubError;
+}
+
+/**
+ * Thrown by `batch()` (or its `error` when `throwOnError: false`) when the hub
+ * answered but refused some items: `failed` lists them, `results` is the whole
+ * answer (the accepted items have their position there and are not undone).
+ */
+export class HubbubBatchError extends HubbubError {
+  readonly failed: BatchFailedItem[];
+  readonly results: BatchItemResult[];
+
+  constructor(failed: BatchFailedItem[], results: BatchItemResult[]) {
+    const first = failed[0];
+    const what = first ? `; first: #${first.index} ${first.topic} ${first.error.code}: ${first.error.message}` : '';
+    super(first?.error.code ?? 'internal', `${failed.length} of ${results.length} publications were refused${what}`);
+    this.failed = failed;
+    this.results = results;
+  }
+}
+
+/** A batch some of whose items the hub refused (with `throwOnError: false`). */
+export type BatchPartial = { ok: false; error: HubbubBatchError; failed: BatchFailedItem[]; results: BatchItemResult[] };
 
 /** The result type: throwing calls resolve only on success; the others may resolve a failure. */
-type Outcome<Ok, Throw extends boolean | undefined, Default extends boolean> = (
+type Outcome<Ok, Throw extends boolean | undefined, Default extends boolean, Fail = Failure> = (
   Throw extends boolean ? Throw : Default
 ) extends false
-  ? Ok | Failure
+  ? Ok | Fail
   : Ok;
 
 /** Statuses worth retrying: the hub did not accept the publication (503), asked to slow down (429), or a proxy failed. */
@@ -93,13 +125,16 @@ export class HubbubPublisher<Throw extends boolean = true> {
 
   /**
    * Publishes several events in one request. Each gets its own idempotency key,
-   * so retrying the whole batch never publishes one twice. Per-item failures are
-   * in `results`, not thrown.
+   * so retrying the whole batch never publishes one twice. When the hub
+   * refuses some items (a topic the key may not publish to, an unknown
+   * namespace), it throws a {@link HubbubBatchError} listing them in `failed`
+   * (with `throwOnError: false`: resolves `{ ok: false, error, failed, results }`);
+   * the accepted items stay published.
    */
   async batch<T extends boolean | undefined = undefined>(
     publications: PublishInput[],
     options: Omit<CallOptions<T>, 'idempotencyKey'> = {},
-  ): Promise<Outcome<BatchOk, T, Throw>> {
+  ): Promise<Outcome<BatchOk, T, Throw, BatchPartial | Failure>> {
     const body = {
       publications: publications.map((p) => ({
         topic: p.topic,
@@ -108,10 +143,31 @@ export class HubbubPublisher<Throw extends boolean = true> {
         idempotency_key: p.idempotencyKey ?? newKey(),
       })),
     };
-    return this.settle(options.throwOnError, async () => {
+    const outcome = await this.settle(options.throwOnError, async () => {
       const res = (await this.post('/api/v1/batch', body)) as { results: BatchItemResult[] };
-      return { ok: true, results: res.results } satisfies BatchOk;
-    }) as Promise<Outcome<BatchOk, T, Throw>>;
+      const failed: BatchFailedItem[] = [];
+      const positions: Position[] = [];
+      res.results.forEach((r, index) => {
+        if ('position' in r) {
+          positions.push(r.position);
+        } else {
+          const item = publications[index];
+          failed.push({
+            index,
+            topic: item?.topic ?? '',
+            event: item?.event ?? '',
+            error: new HubbubError(r.error.code, r.error.message),
+          });
+        }
+      });
+      if (failed.length > 0) throw new HubbubBatchError(failed, res.results);
+      return { ok: true, results: res.results, positions } satisfies BatchOk;
+    });
+    if (!outcome.ok && outcome.error instanceof HubbubBatchError) {
+      const { error } = outcome;
+      return { ok: false, error, failed: error.failed, results: error.results } as Outcome<BatchOk, T, Throw, BatchPartial | Failure>;
+    }
+    return outcome as Outcome<BatchOk, T, Throw, BatchPartial | Failure>;
   }
 
   private async settle<Ok>(throwOnError: boolean | undefined, run: () => Promise<Ok>): Promise<Ok | Failure> {

@@ -8,7 +8,7 @@ import { Hubbub, coalesce } from '@hubbub/client';
 const params = new URLSearchParams(location.search);
 const hubUrl = params.get('hub') ?? `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/ws`;
 const token = params.get('token') ?? '';
-const topic = params.get('topic') ?? 'bookings';
+const topic = params.get('topic') ?? 'bookings:42';
 const protocol = params.get('protocol') === 'msgpack' ? 'msgpack' : 'json';
 // Simulates a slow application API (ms before the load reads), to watch the handoff.
 const loadDelayMs = Number(params.get('loadDelay') ?? 0);
@@ -45,7 +45,7 @@ client.on('connected', () => {
 /**
  * The board's state: a row per booking, and `upTo`, the offset of the newest
  * publication the load already covered (older ones are ignored when applied).
- * @typedef {{ rows: Map<string, {id: string, guest?: string, seats?: number, status?: string, updatedAt?: number}>, upTo: number }} Board
+ * @typedef {{ rows: Map<string, {id: string, guest?: string, nights?: number, status?: string, updatedAt?: number}>, upTo: number }} Board
  */
 
 /**
@@ -73,7 +73,11 @@ function apply(board, pub) {
 
 function applyRow(rows, pub) {
   const data = pub.data ?? {};
-  if (typeof data.id !== 'string' && typeof data.id !== 'number') return;
+  if (typeof data.id !== 'string' && typeof data.id !== 'number') {
+    // Said, not silently dropped: the board keys its rows by `data.id`.
+    log(`ignored ${pub.event} at offset ${pub.offset}: its data has no "id" (the board's bookings look like {"id":"1001","guest":"Ada","nights":3,"status":"confirmed"})`);
+    return;
+  }
   const id = String(data.id);
   if (pub.event === 'booking.created' || pub.event === 'booking.updated') {
     rows.set(id, { ...rows.get(id), ...data, id, updatedAt: pub.ts });
@@ -92,13 +96,13 @@ const render = coalesce(
       if (!tr) {
         tr = document.createElement('tr');
         tr.dataset.bookingId = b.id;
-        tr.innerHTML = '<td class="id"></td><td class="guest"></td><td class="seats"></td><td class="status"></td><td class="ts"></td>';
+        tr.innerHTML = '<td class="id"></td><td class="guest"></td><td class="nights"></td><td class="status"></td><td class="ts"></td>';
       }
       existing.delete(b.id);
       tr.querySelector('.id').textContent = b.id;
       tr.querySelector('.guest').textContent = b.guest ?? '';
-      tr.querySelector('.seats').textContent = b.seats ?? '';
-      tr.querySelector('.status').textContent = b.status ?? 'new';
+      tr.querySelector('.nights').textContent = b.nights ?? '';
+      tr.querySelector('.status').textContent = b.status ?? '';
       tr.querySelector('.ts').textContent = b.updatedAt ? new Date(b.updatedAt).toLocaleTimeString() : '';
       tbody.appendChild(tr); // keeps sort order; moves an existing row
     }
@@ -129,7 +133,7 @@ function log(text) {
 }
 
 if (!token) {
-  $('detail').textContent = 'pass ?hub=ws://HOST:PORT/ws&token=JWT in the address';
+  $('detail').textContent = 'pass ?hub=ws://HOST:PORT/ws&token=JWT (a token that may subscribe to bookings:42) in the address';
 } else {
   client.connect();
 }

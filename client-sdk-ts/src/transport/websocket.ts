@@ -3,18 +3,26 @@ import type { Codec } from '../codec.js';
 import { LocalClose } from '../close-codes.js';
 import type { Transport, TransportHandlers } from './transport.js';
 
+/**
+ * An event handler property, checked bivariantly (as methods are), so that an
+ * implementation whose handlers take a richer event type (`ws`'s
+ * `MessageEvent`, the DOM's) still fits.
+ */
+type Handler<E> = { bivarianceHack(ev: E): void }['bivarianceHack'];
+
 /** The part of the WHATWG `WebSocket` the SDK uses; browsers' and `ws`'s both fit. */
 export interface WebSocketLike {
   binaryType: string;
   readonly readyState: number;
-  onopen: ((ev: unknown) => void) | null;
-  onmessage: ((ev: { data: unknown }) => void) | null;
-  onerror: ((ev: unknown) => void) | null;
-  onclose: ((ev: { code: number; reason: string }) => void) | null;
+  onopen: Handler<unknown> | null;
+  onmessage: Handler<{ data: unknown }> | null;
+  onerror: Handler<unknown> | null;
+  onclose: Handler<{ code: number; reason: string }> | null;
   send(data: string | Uint8Array): void;
   close(code?: number, reason?: string): void;
 }
 
+/** A WebSocket constructor: the global `WebSocket`, or `ws`'s default export (`import WebSocket from 'ws'`). */
 export type WebSocketConstructor = new (url: string, protocols?: string | string[]) => WebSocketLike;
 
 export function openWebSocket(

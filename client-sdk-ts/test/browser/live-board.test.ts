@@ -98,7 +98,7 @@ describe('live board example', () => {
     const token = mintToken(hub.secret, { sub: user, subscribe: ['bookings:*'] });
     const publisher = new HubbubPublisher({ url: hub.httpUrl, apiKey: hub.apiKey });
     const created = (n: number) =>
-      publisher.publish(topic, 'booking.created', { id: `b${n}`, guest: `Guest ${n}`, seats: (n % 6) + 1 });
+      publisher.publish(topic, 'booking.created', { id: `b${n}`, guest: `Guest ${n}`, nights: (n % 6) + 1, status: 'confirmed' });
 
     // Two bookings exist before the page opens: it loads them from history.
     await created(1);
@@ -179,7 +179,7 @@ describe('live board example', () => {
     const flow = (async () => {
       while (flowing) {
         n += 1;
-        await publisher.publish(topic, 'booking.created', { id: `f${n}`, guest: `Guest ${n}`, seats: 2 });
+        await publisher.publish(topic, 'booking.created', { id: `f${n}`, guest: `Guest ${n}`, nights: 2, status: 'confirmed' });
         await new Promise((r) => setTimeout(r, 10));
       }
     })();

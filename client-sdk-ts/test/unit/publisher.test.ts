@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { HubbubError } from '../../src/errors.js';
-import { HubbubPublisher } from '../../src/publisher.js';
+import { HubbubBatchError, HubbubPublisher } from '../../src/publisher.js';
 
 beforeEach(() => {
   vi.useFakeTimers();
@@ -135,7 +135,7 @@ describe('HubbubPublisher', () => {
   });
 
   it('batches with one key per publication and retries the batch with the same keys', async () => {
-    const results = [{ position: { epoch: 'e', offset: 1 } }, { error: { code: 'forbidden', message: 'x' } }];
+    const results = [{ position: { epoch: 'e', offset: 1 } }, { position: { epoch: 'e', offset: 2 } }];
     const { fetch, calls } = scripted([unavailable, { status: 200, body: { results } }]);
     const pub = new HubbubPublisher({ url: 'http://hub.test', apiKey: 'k', fetch });
     const res = await run(
@@ -144,13 +144,41 @@ describe('HubbubPublisher', () => {
         { topic: 'b', event: 'e', data: 2, idempotencyKey: 'mine' },
       ]),
     );
-    expect(res).toEqual({ ok: true, results });
+    expect(res).toEqual({ ok: true, results, positions: [{ epoch: 'e', offset: 1 }, { epoch: 'e', offset: 2 }] });
     expect(calls[0]?.url).toBe('http://hub.test/api/v1/batch');
     const keys0 = calls[0]?.body.publications.map((p: { idempotency_key: string }) => p.idempotency_key);
     const keys1 = calls[1]?.body.publications.map((p: { idempotency_key: string }) => p.idempotency_key);
     expect(keys0).toEqual(keys1);
     expect(keys0[1]).toBe('mine');
     expect(keys0[0]).not.toBe(keys0[1]);
+  });
+
+  it('makes refused batch items hard to miss: thrown by default, `failed` with throwOnError: false', async () => {
+    const results = [
+      { position: { epoch: 'e', offset: 1 } },
+      { error: { code: 'forbidden', message: 'not allowed to publish `bookings`' } },
+    ];
+    const items = [
+      { topic: 'bookings:42', event: 'booking.updated', data: 1 },
+      { topic: 'bookings', event: 'booking.updated', data: 2 },
+    ];
+    const { fetch } = scripted([
+      { status: 200, body: { results } },
+      { status: 200, body: { results } },
+    ]);
+    const pub = new HubbubPublisher({ url: 'http://hub.test', apiKey: 'k', fetch });
+    const thrown = await run(pub.batch(items).catch((e: unknown) => e));
+    expect(thrown).toBeInstanceOf(HubbubBatchError);
+    const err = thrown as HubbubBatchError;
+    expect(err.code).toBe('forbidden');
+    expect(err.message).toContain('1 of 2 publications were refused; first: #1 bookings forbidden');
+    expect(err.failed).toMatchObject([{ index: 1, topic: 'bookings', event: 'booking.updated', error: { code: 'forbidden' } }]);
+    expect(err.results).toEqual(results);
+    const res = await run(pub.batch(items, { throwOnError: false }));
+    expect(res.ok).toBe(false);
+    if (res.ok || !('failed' in res)) throw new Error('expected a partial batch');
+    expect(res.failed.map((f) => f.topic)).toEqual(['bookings']);
+    expect(res.error).toBeInstanceOf(HubbubBatchError);
   });
 
   it('types results by mode (compile-time check)', async () => {
