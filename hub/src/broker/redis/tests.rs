@@ -1,6 +1,7 @@
 //! Engine tests against a real Redis (`HUBBUB_TEST_REDIS_URL`, default
 //! `redis://127.0.0.1:6379`): the probe repairing a silently dead
-//! subscription, and per-topic routing (subscribed only while served).
+//! subscription, per-topic routing (subscribed only while served), and
+//! concurrent publications each answered with their own reply.
 
 mod probe {
     use super::super::RedisBroker;
@@ -146,5 +147,103 @@ mod routing {
             assert!(tokio::time::Instant::now() < deadline, "never unsubscribed");
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+}
+
+mod concurrent_publishes {
+    use super::super::RedisBroker;
+    use crate::broker::contract::OPTIONS;
+    use crate::broker::redis::RedisOptions;
+    use crate::broker::testing::RecordingDelivery;
+    use crate::broker::{Broker, BrokerError, PublishRequest};
+    use crate::topic::Topic;
+    use fred::prelude::KeysInterface;
+    use std::collections::HashMap;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    /// Concurrent single publications (fred writes them back to back on one
+    /// connection, so their round trips overlap) are each answered with their
+    /// own script's reply: distinct offsets per topic, the
+    /// same position for a repeated idempotency key, and a failing
+    /// publication (its topic's meta key has the wrong type) fails only its
+    /// own callers.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_publishes_are_answered_each_with_their_own_reply() {
+        let run = format!("{:08x}", rand::random::<u32>());
+        let b = RedisBroker::start(
+            Arc::new(RecordingDelivery::default()),
+            RedisOptions {
+                url: crate::broker::contract::redis_test_url(),
+                key_prefix: format!("hubbub-batch-{run}"),
+                presence_ttl: Duration::from_secs(30),
+                probe_interval: Duration::from_secs(1),
+                node: format!("batch-{run}").into(),
+                heartbeat: false,
+            },
+        )
+        .unwrap();
+        let topics: Vec<Topic> = (0..4)
+            .map(|i| format!("bookings:batch-{run}-{i}").parse().unwrap())
+            .collect();
+        let broken = &topics[3];
+        let () = b
+            .store
+            .client
+            .set(b.keys().meta(broken), "not a hash", None, None, false)
+            .await
+            .unwrap();
+        let mut calls = Vec::new();
+        for n in 0..400usize {
+            let b = b.clone();
+            let topic = topics[n % 4].clone();
+            // Every fifth publication of topic 0 repeats one key.
+            let idempotency_key = (n % 20 == 0).then(|| "same".to_string());
+            calls.push(tokio::spawn(async move {
+                let req = PublishRequest {
+                    topic: topic.clone(),
+                    event: "e".into(),
+                    data: serde_json::json!({ "n": n }),
+                    idempotency_key: idempotency_key.clone(),
+                    options: OPTIONS,
+                };
+                (topic, idempotency_key, b.publish(req).await)
+            }));
+        }
+        let mut offsets: HashMap<Topic, Vec<u64>> = HashMap::new();
+        let mut keyed = Vec::new();
+        for call in calls {
+            let (topic, key, result) = call.await.unwrap();
+            if &topic == broken {
+                assert!(
+                    matches!(result, Err(BrokerError::Unavailable(_))),
+                    "{result:?}"
+                );
+                continue;
+            }
+            let position = result.unwrap();
+            if key.is_some() {
+                keyed.push(position.offset);
+            } else {
+                offsets.entry(topic).or_default().push(position.offset);
+            }
+        }
+        // The 20 keyed publications of topic 0 stored once, all answered with it.
+        assert_eq!(keyed.len(), 20);
+        assert!(keyed.iter().all(|o| *o == keyed[0]), "{keyed:?}");
+        offsets.get_mut(&topics[0]).unwrap().push(keyed[0]);
+        // Topic 0: 80 unkeyed and one keyed publication stored.
+        for (topic, stored) in topics[..3].iter().zip([81, 100, 100]) {
+            let mut got = offsets.remove(topic).unwrap();
+            got.sort_unstable();
+            assert_eq!(got, (1..=stored).collect::<Vec<u64>>(), "{topic}");
+        }
+        let history = b
+            .history(&topics[1], None, 100, &OPTIONS)
+            .await
+            .unwrap()
+            .publications;
+        let stored: Vec<u64> = history.iter().map(|p| p.offset).collect();
+        assert_eq!(stored, (1..=100).collect::<Vec<u64>>());
     }
 }
