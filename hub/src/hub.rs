@@ -224,6 +224,8 @@ pub struct Hub {
     pub tasks: tokio_util::task::TaskTracker,
     /// Webhook sinks' operator view (set once at build when sinks are configured).
     pub sinks: std::sync::OnceLock<Arc<dyn crate::sinks::SinkEngine>>,
+    /// Webhook lifecycle events (set once at build when a sink asks for any).
+    pub lifecycle: std::sync::OnceLock<Arc<crate::sinks::lifecycle::Lifecycle>>,
     draining: AtomicBool,
     drain_notify: Notify,
     started: Instant,
@@ -256,6 +258,7 @@ impl Hub {
             api_keys,
             tasks: tokio_util::task::TaskTracker::new(),
             sinks: std::sync::OnceLock::new(),
+            lifecycle: std::sync::OnceLock::new(),
             draining: AtomicBool::new(false),
             drain_notify: Notify::new(),
             started: Instant::now(),

@@ -14,10 +14,13 @@
 //! - `memory`: the in-process engine: bounded queues per sink, lost on restart.
 //! - `redis`: the Redis engine: a stream per sink, appended by the publish
 //!   script, delivered by the node holding the sink's lease.
+//! - `lifecycle`: `occupied`, `vacated`, `join`, `leave` events, queued like
+//!   publications (occupancy per node on memory, cluster-wide on Redis).
 //! - `api`: the operator endpoints' hub side (operator keys only).
 
 pub mod api;
 pub mod http;
+pub mod lifecycle;
 pub mod memory;
 pub mod redis;
 pub mod sign;
@@ -35,8 +38,9 @@ use sha2::{Digest, Sha256};
 use crate::broker::memory::MemoryBroker;
 use crate::broker::redis::RedisBroker;
 use crate::broker::{Epoch, Publication};
-use crate::config::WebhookConfig;
+use crate::config::{LifecycleEvent, WebhookConfig};
 use crate::hub::Hub;
+use crate::protocol::frames::Member;
 use crate::topic::Topic;
 use memory::MemorySinks;
 use redis::RedisSinks;
@@ -77,6 +81,18 @@ struct PublicationBody<'a> {
     id: &'a str,
 }
 
+/// The body of a lifecycle delivery (`member` for `join` and `leave` only).
+#[derive(Serialize)]
+struct LifecycleBody<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    sink: &'a str,
+    topic: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    member: Option<&'a Member>,
+    ts: u64,
+}
+
 /// The `webhook-id` of `publication_id` for `sink`: stable (a retry, a
 /// replay, or a second queueing of the same publication has the same id),
 /// and different per sink.
@@ -106,6 +122,38 @@ impl Delivery {
             topic: p.topic.clone(),
             offset: p.offset,
             event: p.event.clone(),
+            body: Bytes::from(body),
+            attempts: 0,
+            stream_id: None,
+        }
+    }
+}
+
+impl Delivery {
+    /// The delivery of a lifecycle event to `sink`; `event_id` names the
+    /// event (its `webhook-id` derives from it, so it is the same on every
+    /// retry and replay).
+    pub fn lifecycle(
+        sink: &str,
+        kind: LifecycleEvent,
+        topic: &Topic,
+        member: Option<&Member>,
+        ts: u64,
+        event_id: &str,
+    ) -> Delivery {
+        let body = LifecycleBody {
+            kind: kind.as_str(),
+            sink,
+            topic: topic.as_str(),
+            member,
+            ts,
+        };
+        let body = serde_json::to_vec(&body).unwrap_or_default();
+        Delivery {
+            webhook_id: webhook_id(sink, event_id),
+            topic: topic.clone(),
+            offset: 0,
+            event: kind.as_str().to_owned(),
             body: Bytes::from(body),
             attempts: 0,
             stream_id: None,
@@ -167,6 +215,10 @@ pub fn start(
         Some(broker) => {
             let sinks = MemorySinks::start(set, http);
             broker.set_sinks(sinks.clone());
+            if lifecycle::wanted(&hub.config.webhooks) {
+                let events = lifecycle::Lifecycle::memory(hub.registry.clone(), sinks.clone());
+                let _ = hub.lifecycle.set(Arc::new(events));
+            }
             sinks
         }
         None => {
@@ -176,15 +228,24 @@ pub fn start(
             if broker.is_clustered() {
                 return Err(StartError::Cluster);
             }
-            let (sinks, streams) = RedisSinks::start(
-                url.expose(),
-                &hub.config.redis.key_prefix,
-                &hub.node,
-                set,
-                http,
-            )
-            .map_err(StartError::Redis)?;
+            let prefix = &hub.config.redis.key_prefix;
+            let (sinks, streams) =
+                RedisSinks::start(url.expose(), prefix, &hub.node, set.clone(), http)
+                    .map_err(StartError::Redis)?;
             broker.set_sink_streams(streams);
+            if lifecycle::wanted(&hub.config.webhooks) {
+                let (client, me) = sinks.client_and_name();
+                let inner = lifecycle::redis::RedisLifecycle::start(
+                    client,
+                    prefix,
+                    me,
+                    set,
+                    hub.registry.clone(),
+                );
+                let _ = hub
+                    .lifecycle
+                    .set(Arc::new(lifecycle::Lifecycle::redis(inner)));
+            }
             sinks
         }
     };

@@ -68,10 +68,6 @@ pub enum WebhookConfigError {
     /// No topic pattern.
     #[error("at least one topic pattern is required")]
     NoTopics,
-    /// Lifecycle events are part of the contract but not delivered yet:
-    /// refused rather than silently ignored.
-    #[error("lifecycle events ({0}) are not delivered yet; remove the key")]
-    LifecycleNotYet(String),
     /// `backoff_min` above `backoff_max`.
     #[error("backoff_min must not be above backoff_max")]
     BackoffOrder,
@@ -241,6 +237,20 @@ impl WebhookConfig {
                 .events
                 .as_ref()
                 .is_none_or(|globs| globs.iter().any(|g| g.matches(event)))
+    }
+
+    /// Whether the lifecycle event `kind` on `topic` goes to this sink
+    /// (`events` globs do not apply: `lifecycle` is its own filter).
+    pub fn wants_lifecycle(&self, topic: &Topic, kind: LifecycleEvent) -> bool {
+        self.lifecycle.contains(&kind) && self.topics.iter().any(|p| p.matches(topic))
+    }
+
+    /// Whether the sink asks for `occupied` or `vacated` (and so needs
+    /// occupancy to be tracked for its topics).
+    pub fn wants_occupancy(&self) -> bool {
+        self.lifecycle
+            .iter()
+            .any(|l| matches!(l, LifecycleEvent::Occupied | LifecycleEvent::Vacated))
     }
 }
 
@@ -463,13 +473,6 @@ fn read_sink(s: &mut Section<'_>) -> Result<WebhookConfig, ConfigError> {
             lifecycle.push(event);
         }
     }
-    if let Some(first) = lifecycle.first() {
-        return Err(webhook_error(
-            s,
-            "lifecycle",
-            WebhookConfigError::LifecycleNotYet(first.as_str().to_owned()),
-        ));
-    }
     let vacated_grace = s.duration("vacated_grace", VACATED_GRACE, secs(5))?;
     let max_pending = s.size("max_pending", MAX_PENDING, 100_000)?;
     let max_pending_bytes = s.size("max_pending_bytes", MAX_PENDING_BYTES, 64 * 1024 * 1024)?;
@@ -615,11 +618,22 @@ secrets = ["whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"]"#;
             "{BASE}\nbackoff_min = \"1h\"\nbackoff_max = \"1s\""
         ));
         assert!(e.starts_with("webhooks[0].backoff_min"), "{e}");
-        let e = err(&format!("{BASE}\nlifecycle = [\"occupied\"]"));
-        assert!(
-            e.starts_with("webhooks[0].lifecycle:") && e.contains("not delivered yet"),
-            "{e}"
+        let c = load(&format!(
+            "{BASE}\nlifecycle = [\"occupied\", \"vacated\", \"join\", \"leave\", \"join\"]\nvacated_grace = \"250ms\""
+        ))
+        .unwrap();
+        assert_eq!(
+            c.webhooks[0].lifecycle,
+            [
+                LifecycleEvent::Occupied,
+                LifecycleEvent::Vacated,
+                LifecycleEvent::Join,
+                LifecycleEvent::Leave
+            ]
         );
+        assert_eq!(c.webhooks[0].vacated_grace, Duration::from_millis(250));
+        let e = err(&format!("{BASE}\nvacated_grace = \"2h\""));
+        assert!(e.starts_with("webhooks[0].vacated_grace"), "{e}");
         let e = err(&format!("{BASE}\nlifecycle = [\"sometimes\"]"));
         assert!(e.starts_with("webhooks[0].lifecycle[0]"), "{e}");
         assert!(load(&format!("{BASE}\nlifecycle = []")).is_ok());

@@ -2,6 +2,7 @@
 //! subscription opened, [`leave`] when it closes. Both are lifecycle points:
 //! hooks for "a member joined" and "a member left" go here.
 
+use crate::config::LifecycleEvent;
 use crate::hub::Hub;
 use crate::protocol::frames::Member;
 use crate::topic::Topic;
@@ -10,6 +11,7 @@ use crate::topic::Topic;
 /// announces `join` when the namespace has `join_leave`. A broker failure is
 /// logged: the subscription stands without presence.
 pub async fn join(hub: &Hub, topic: &Topic, member: Member) {
+    crate::sinks::lifecycle::presence(hub, topic, LifecycleEvent::Join, &member);
     if let Err(e) = hub.broker.join(topic, member, announces(hub, topic)).await {
         tracing::warn!(topic = %topic, error = %e, "presence join failed");
     }
@@ -18,6 +20,7 @@ pub async fn join(hub: &Hub, topic: &Topic, member: Member) {
 /// Removes `member` from `topic`'s presence, announcing `leave` when the
 /// namespace has `join_leave`. A broker failure is logged.
 pub async fn leave(hub: &Hub, topic: &Topic, member: Member) {
+    crate::sinks::lifecycle::presence(hub, topic, LifecycleEvent::Leave, &member);
     if let Err(e) = hub.broker.leave(topic, member, announces(hub, topic)).await {
         tracing::warn!(topic = %topic, error = %e, "presence leave failed");
     }

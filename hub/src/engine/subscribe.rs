@@ -157,6 +157,7 @@ pub async fn close(hub: &Hub, conn: &ConnHandle, topic: &Topic) {
 /// confirmed. A lifecycle point: a hook for "a topic's first local
 /// subscriber" goes here.
 pub async fn on_first_local_subscriber(hub: &Hub, topic: &Topic) -> Result<(), BrokerError> {
+    crate::sinks::lifecycle::subscribers_changed(hub, topic);
     hub.broker.watch(topic).await
 }
 
@@ -164,6 +165,7 @@ pub async fn on_first_local_subscriber(hub: &Hub, topic: &Topic) -> Result<(), B
 /// here (a failure is logged). A lifecycle
 /// point: a hook for "a topic's last local subscriber is gone" goes here.
 pub async fn on_last_local_subscriber(hub: &Hub, topic: &Topic) {
+    crate::sinks::lifecycle::subscribers_changed(hub, topic);
     if let Err(e) = hub.broker.unwatch(topic).await {
         tracing::warn!(topic = %topic, error = %e, "unwatch failed");
     }

@@ -361,6 +361,21 @@ impl MemorySinks {
         }
     }
 
+    /// Every sink's configuration, in configuration order.
+    pub(super) fn configs(&self) -> impl Iterator<Item = &WebhookConfig> {
+        self.set.all().iter()
+    }
+
+    /// Queues, for every sink, the lifecycle delivery `make` builds for it
+    /// (`None`: the sink does not want this event).
+    pub(super) fn offer_lifecycle(&self, make: impl Fn(&WebhookConfig) -> Option<Delivery>) {
+        for (config, worker) in self.set.all().iter().zip(&self.workers) {
+            if let Some(d) = make(config) {
+                worker.offer(d);
+            }
+        }
+    }
+
     fn worker(&self, sink: &str) -> Result<&Arc<Worker>, SinkError> {
         self.workers
             .iter()

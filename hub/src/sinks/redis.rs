@@ -33,6 +33,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{error, info, warn};
 
+use super::lifecycle;
 use super::memory::{Done, Worker};
 use super::stats::{self, SinkCounters, SinkStats};
 use super::{DeadLetter, Delivery, SinkEngine, SinkError, SinkSet};
@@ -58,7 +59,7 @@ pub struct StreamKeys {
     prefix: String,
 }
 
-fn stream_key(prefix: &str, sink: &str) -> String {
+pub(super) fn stream_key(prefix: &str, sink: &str) -> String {
     format!("{prefix}:{{wh:{sink}}}:q")
 }
 
@@ -84,12 +85,12 @@ impl StreamKeys {
 }
 
 /// Why a Redis call failed.
-fn unavailable(e: fred::error::Error) -> SinkError {
+pub(super) fn unavailable(e: fred::error::Error) -> SinkError {
     SinkError::Unavailable(e.to_string())
 }
 
 /// Runs one command and returns its raw reply.
-async fn call(
+pub(super) async fn call(
     client: &Client,
     cmd: &'static str,
     key: &str,
@@ -99,7 +100,7 @@ async fn call(
     client.custom(command, args).await.map_err(unavailable)
 }
 
-fn text(v: &Value) -> String {
+pub(super) fn text(v: &Value) -> String {
     v.as_string().unwrap_or_default()
 }
 
@@ -143,6 +144,17 @@ impl RedisSink {
     /// A stream entry (`t` topic, `m` stored publication) as a delivery.
     fn delivery(&self, id: &str, fields: &HashMap<String, Value>) -> Option<Delivery> {
         let topic: Topic = fields.get("t").map(text)?.parse().ok()?;
+        if let Some(kind) = fields.get("k") {
+            let mut d = lifecycle::redis::delivery(
+                &self.worker.config.name,
+                id,
+                &topic,
+                &text(kind),
+                fields,
+            )?;
+            d.stream_id = Some(id.to_owned());
+            return Some(d);
+        }
         let msg = fields.get("m")?.as_bytes()?;
         let (epoch, publication) = decode_publication(&topic, msg).ok()?;
         let mut d = Delivery::publication(&self.worker.config.name, &epoch, &publication);
@@ -167,6 +179,8 @@ impl RedisSink {
 #[derive(Debug)]
 pub struct RedisSinks {
     client: Client,
+    /// This process's consumer name (unique per process).
+    me: String,
     sinks: Vec<Arc<RedisSink>>,
     cancel: CancellationToken,
 }
@@ -231,11 +245,18 @@ impl RedisSinks {
         Ok((
             Arc::new(RedisSinks {
                 client,
+                me,
                 sinks,
                 cancel,
             }),
             keys,
         ))
+    }
+
+    /// The connection, and this process's name among the nodes (unique per
+    /// process), for the lifecycle events.
+    pub(super) fn client_and_name(&self) -> (Client, &str) {
+        (self.client.clone(), &self.me)
     }
 
     fn sink(&self, name: &str) -> Result<&Arc<RedisSink>, SinkError> {
@@ -481,7 +502,11 @@ async fn bury(client: &Client, sink: &RedisSink, letter: &DeadLetter) -> Result<
         client,
         "XRANGE",
         &sink.stream,
-        vec![sink.stream.clone().into(), id.clone().into(), id.into()],
+        vec![
+            sink.stream.clone().into(),
+            id.clone().into(),
+            id.clone().into(),
+        ],
     )
     .await?;
     let Some((_, fields)) = entries(entry).into_iter().next() else {
@@ -493,12 +518,7 @@ async fn bury(client: &Client, sink: &RedisSink, letter: &DeadLetter) -> Result<
         (max_dead as i64).into(),
         "*".into(),
     ];
-    for k in ["t", "m"] {
-        if let Some(v) = fields.get(k) {
-            args.push(k.into());
-            args.push(v.clone());
-        }
-    }
+    copy_entry(&mut args, &fields, &id);
     args.extend([
         "a".into(),
         i64::from(letter.delivery.attempts).into(),
@@ -634,6 +654,23 @@ async fn deliver_while_leased(
     }
 }
 
+/// The fields of a queue entry that a dead letter keeps and a replay
+/// queues again: the publication (`t`, `m`) or the lifecycle event (`t`,
+/// `k`, `ts`, `mb`, `w`; `w` is set from the first stream id, so the
+/// `webhook-id` stays the same through dead-lettering and replay).
+fn copy_entry(args: &mut Vec<Value>, fields: &HashMap<String, Value>, id: &str) {
+    for k in ["t", "m", "k", "ts", "mb", "w"] {
+        if let Some(v) = fields.get(k) {
+            args.push(k.into());
+            args.push(v.clone());
+        }
+    }
+    if fields.contains_key("k") && !fields.contains_key("w") {
+        args.push("w".into());
+        args.push(lifecycle::redis::stream_event_id(id).into());
+    }
+}
+
 /// Drops acknowledged entries: everything below the oldest pending one.
 async fn trim(client: &Client, sink: &RedisSink) -> Result<(), SinkError> {
     let (_, _, oldest) = pending_detail(client, sink).await?;
@@ -683,23 +720,9 @@ impl SinkEngine for RedisSinks {
             if !selected(ids, &letter) {
                 continue;
             }
-            let (Some(t), Some(m)) = (fields.get("t"), fields.get("m")) else {
-                continue;
-            };
-            call(
-                &self.client,
-                "XADD",
-                &s.stream,
-                vec![
-                    s.stream.clone().into(),
-                    "*".into(),
-                    "t".into(),
-                    t.clone(),
-                    "m".into(),
-                    m.clone(),
-                ],
-            )
-            .await?;
+            let mut args: Vec<Value> = vec![s.stream.clone().into(), "*".into()];
+            copy_entry(&mut args, &fields, &id);
+            call(&self.client, "XADD", &s.stream, args).await?;
             call(
                 &self.client,
                 "XDEL",
