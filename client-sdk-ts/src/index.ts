@@ -66,5 +66,7 @@ export type {
   VerifyOptions,
   WebhookEvent,
   WebhookHeaders,
+  WebhookOccupancy,
+  WebhookPresence,
   WebhookPublication,
 } from './webhook.js';

@@ -17,10 +17,25 @@ export interface WebhookPublication {
   id: string;
 }
 
-/** Any webhook body (lifecycle events carry `type` and `topic` and more). */
-export type WebhookEvent =
-  | WebhookPublication
-  | { type: string; sink: string; topic: string; ts: number; [k: string]: unknown };
+/** A topic's first subscriber (`occupied`) or its last one gone for the grace (`vacated`). */
+export interface WebhookOccupancy {
+  type: 'occupied' | 'vacated';
+  sink: string;
+  topic: string;
+  ts: number;
+}
+
+/** A presence member joined or left a topic. */
+export interface WebhookPresence {
+  type: 'join' | 'leave';
+  sink: string;
+  topic: string;
+  member: { client_id: string; user: string; info: unknown };
+  ts: number;
+}
+
+/** Any webhook body: a publication or a lifecycle event (see `type`). */
+export type WebhookEvent = WebhookPublication | WebhookOccupancy | WebhookPresence;
 
 /** Why a delivery was refused. */
 export class WebhookVerificationError extends Error {
