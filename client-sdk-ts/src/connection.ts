@@ -153,7 +153,11 @@ export class Connection {
   /** Resolves when connected; rejects on timeout or when the client stops. */
   ready(timeoutMs = this.opts.requestTimeoutMs): Promise<void> {
     if (this.current === 'connected') return Promise.resolve();
-    if (this.stopped) return Promise.reject(new HubbubError('closed', 'the client is not connecting; call connect()'));
+    if (this.stopped) {
+      const next =
+        'call connect() first (publish, history, presence and ready() wait for the connection that connect() opens; subscribe() may come before it)';
+      return Promise.reject(new HubbubError('closed', `not connected: ${next}`));
+    }
     return new Promise((resolve, reject) => {
       const waiter = {
         resolve: () => {

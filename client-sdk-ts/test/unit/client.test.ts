@@ -236,6 +236,14 @@ describe('token refresh', () => {
 });
 
 describe('commands', () => {
+  it('says that connect() comes first when a command is sent before it', async () => {
+    const { client } = makeClient();
+    const err = await client.publish('bookings:42', 'booking.created', { id: '1001' }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(HubbubError);
+    expect((err as HubbubError).code).toBe('closed');
+    expect((err as HubbubError).message).toContain('call connect() first');
+  });
+
   it('rejects a command without a reply after requestTimeoutMs', async () => {
     const { client, ws } = await connected();
     const p = client.publish('bookings', 'booking.created', { id: 1 });
