@@ -119,6 +119,9 @@ const render = coalesce(
 
 let synced = null;
 if (token) {
+  // connect() first: sync() reads the topic's position at once, and a client
+  // that was never told to connect refuses commands.
+  client.connect();
   synced = client.sync(topic, { load, apply });
   synced.on('change', () => render());
   synced.on('status', (status) => log(`board ${status}`));
@@ -134,8 +137,6 @@ function log(text) {
 
 if (!token) {
   $('detail').textContent = 'pass ?hub=ws://HOST:PORT/ws&token=JWT (a token that may subscribe to bookings:42) in the address';
-} else {
-  client.connect();
 }
 // For the console (and tests).
 window.board = { client, get synced() { return synced; }, loads, applied };
