@@ -12,8 +12,8 @@
 //! calls this module.
 //!
 //! # Lifecycle points
-//! Where a topic's local life changes, each one function, so lifecycle hooks
-//! (webhook events) have one place to go:
+//! Where a topic's local life changes, each one function; each calls the
+//! webhook lifecycle hooks ([`crate::sinks::lifecycle`]):
 //! - [`subscribe::on_first_local_subscriber`]: the topic's first local subscriber;
 //! - [`subscribe::on_last_local_subscriber`]: its last local subscriber is gone;
 //! - [`presence::join`], [`presence::leave`]: a member joined or left.

@@ -1,6 +1,6 @@
 //! Presence of one local subscriber on one topic: [`join`] after its
 //! subscription opened, [`leave`] when it closes. Both are lifecycle points:
-//! hooks for "a member joined" and "a member left" go here.
+//! they queue the webhook `join` / `leave` events ([`crate::sinks::lifecycle`]).
 
 use crate::config::LifecycleEvent;
 use crate::hub::Hub;

@@ -3,8 +3,8 @@
 //! topic to this node, read or recover, reply) and [`close`] (unregister, and
 //! stop routing the topic here after its last local subscriber).
 //!
-//! The topic's local lifecycle has two named points, where webhook lifecycle
-//! hooks belong: [`on_first_local_subscriber`] and [`on_last_local_subscriber`].
+//! The topic's local lifecycle has two named points, which call the webhook
+//! lifecycle hook: [`on_first_local_subscriber`] and [`on_last_local_subscriber`].
 
 use std::sync::Arc;
 
@@ -154,16 +154,15 @@ pub async fn close(hub: &Hub, conn: &ConnHandle, topic: &Topic) {
 
 /// `topic` got its first local subscriber on this node (the registry said
 /// so): route the topic's publications here, returning once the route is
-/// confirmed. A lifecycle point: a hook for "a topic's first local
-/// subscriber" goes here.
+/// confirmed. A lifecycle point: tells the webhook lifecycle events.
 pub async fn on_first_local_subscriber(hub: &Hub, topic: &Topic) -> Result<(), BrokerError> {
     crate::sinks::lifecycle::subscribers_changed(hub, topic);
     hub.broker.watch(topic).await
 }
 
 /// `topic`'s last local subscriber on this node is gone: stop routing it
-/// here (a failure is logged). A lifecycle
-/// point: a hook for "a topic's last local subscriber is gone" goes here.
+/// here (a failure is logged). A lifecycle point: tells the webhook
+/// lifecycle events.
 pub async fn on_last_local_subscriber(hub: &Hub, topic: &Topic) {
     crate::sinks::lifecycle::subscribers_changed(hub, topic);
     if let Err(e) = hub.broker.unwatch(topic).await {
