@@ -117,14 +117,22 @@ export class Hubbub extends Emitter<ClientEvents> {
    * Keeps an application state in step with a topic: reads the topic's
    * position, calls `load()`, then applies every publication after that
    * position in order; loads again (with backoff) when publications were lost.
-   * See {@link Synced}.
+   * Like `subscribe()`, it may come before `connect()`: its reads wait for the
+   * connection. See {@link Synced}.
    */
   sync<E extends EventMap, S>(topic: string, options: SyncOptions<E, S>): Synced<E, S> {
     return new Synced<E, S>(
       {
         subscribe: (o) => this.topics.subscribe<E>(topic, o),
-        position: async () => (await this.history(topic, { limit: 0 })).position,
-        catchUp: (since, limit) => this.history(topic, { since, limit }),
+        // Like subscribe(), it may come before connect(): its reads wait for the connection.
+        position: async () => {
+          await this.connection();
+          return (await this.history(topic, { limit: 0 })).position;
+        },
+        catchUp: async (since, limit) => {
+          await this.connection();
+          return this.history(topic, { since, limit });
+        },
         backoff: (attempt) => backoffDelay(attempt, this.opts.backoff, this.opts.random),
       },
       topic,
@@ -194,6 +202,18 @@ export class Hubbub extends Emitter<ClientEvents> {
       throw new HubbubError('unsupported', `\`${command.type}\` needs the WebSocket transport; SSE is receive-only`);
     }
     return this.conn.call(command, Math.max(1, deadline - Date.now()));
+  }
+
+  /** Resolves once connected, however long that takes (no deadline: `connect()` may come later). */
+  private connection(): Promise<void> {
+    if (this.state === 'connected') return Promise.resolve();
+    return new Promise((resolve) => {
+      const off = this.on('state', (state) => {
+        if (state !== 'connected') return;
+        off();
+        resolve();
+      });
+    });
   }
 
   /** Whether the connection (once there is one) is an SSE stream. */

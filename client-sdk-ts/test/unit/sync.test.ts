@@ -6,7 +6,7 @@
  */
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { Synced, SyncStatus } from '../../src/sync.js';
-import { connected, FakeWebSocket, settle } from '../support/fake-socket.js';
+import { connected, FakeWebSocket, makeClient, settle } from '../support/fake-socket.js';
 
 beforeEach(() => {
   vi.useFakeTimers();
@@ -244,5 +244,31 @@ describe('sync: load then stream', () => {
     expect(ws.allOf('history')).toHaveLength(1);
     expect(ws.allOf('subscribe')).toHaveLength(0);
     expect(load).not.toHaveBeenCalled();
+  });
+  it('called before connect(), reads the position once connected, with no error and no backoff', async () => {
+    const { client } = makeClient();
+    const load = vi.fn(() => ['g1']);
+    const synced = client.sync<Events, string[]>(TOPIC, { load, apply: (state) => state });
+    const errors: string[] = [];
+    synced.on('error', (e) => errors.push(e.code));
+    // Like subscribe(), it waits for the connection, however long connect() takes to come.
+    await vi.advanceTimersByTimeAsync(30_000);
+    expect(errors).toEqual([]);
+    expect(synced.status).toBe('loading');
+    client.connect();
+    await settle();
+    const ws = FakeWebSocket.last;
+    ws.handshake({ ping_interval: 0 });
+    await settle();
+    answerPosition(ws, 1);
+    await settle();
+    expect(ws.allOf('history')).toHaveLength(1);
+    ws.reply(ws.lastOf('subscribe'), { type: 'subscribed', topic: TOPIC, position: { epoch: 'e1', offset: 1 }, recovered: true, publications: [] });
+    await settle();
+    expect(errors).toEqual([]);
+    expect(load).toHaveBeenCalledTimes(1);
+    expect(synced.state).toEqual(['g1']);
+    expect(synced.status).toBe('live');
+    synced.close();
   });
 });
