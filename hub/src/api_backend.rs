@@ -300,7 +300,7 @@ impl Backend for HubBackend {
         self.require_operator(who)?;
         let nodes = self
             .0
-            .broker
+            .control()
             .nodes(self.0.local_info())
             .await
             .map_err(|e| self.fail(HubError::Broker(e)))?;

@@ -1,7 +1,11 @@
 //! The broker: where publications get their offsets, where history, idempotency
 //! keys and presence live, and how publications reach the nodes that serve a
-//! topic. [`Broker`] is implemented by [`memory::MemoryBroker`] (one node, the
-//! default) and by the Redis engine. An engine never sees a socket: it hands
+//! topic. Each caller takes the narrow trait it needs: [`StreamStore`]
+//! (offsets, history, idempotency, publishing), [`PresenceStore`] and
+//! [`ControlPlane`] (routing topics to nodes, every node's info, readiness);
+//! [`Broker`] is the three together, as the hub holds them. They are
+//! implemented by [`memory::MemoryBroker`] (one node, the default) and by the
+//! Redis engine. An engine never sees a socket: it hands
 //! what reaches this node to a [`Delivery`] (the node's registry of local
 //! subscribers implements it), so the engines depend on this narrow
 //! interface only.
@@ -239,9 +243,10 @@ pub trait Delivery: Send + Sync + fmt::Debug + 'static {
     fn counts(&self) -> LocalCounts;
 }
 
-/// The operations every engine provides.
+/// A topic's stream: offsets, history, idempotency keys, and publishing.
+/// What a subscription's catch-up read and every publisher need.
 #[async_trait]
-pub trait Broker: Send + Sync + fmt::Debug + 'static {
+pub trait StreamStore: Send + Sync + fmt::Debug + 'static {
     /// Assigns the next offset, stores the publication in history and delivers
     /// it to every node serving the topic, atomically. With an idempotency key
     /// seen within the window, returns the first publication's position and
@@ -258,19 +263,10 @@ pub trait Broker: Send + Sync + fmt::Debug + 'static {
         out
     }
 
-    /// Makes this node receive `topic`'s publications, and returns once it
-    /// does. Called when the topic gets its first local subscriber, before
-    /// that subscriber reads history; [`Broker::recover`] of any local
-    /// subscriber also waits for the topic's route, so a subscriber that
-    /// registered while the first one's `watch` is in flight cannot read a
-    /// position that the node's route does not cover.
-    async fn watch(&self, topic: &Topic) -> Result<(), BrokerError>;
-
-    /// Stops receiving `topic` (its last local subscriber left).
-    async fn unwatch(&self, topic: &Topic) -> Result<(), BrokerError>;
-
     /// The catch-up read of a new subscription: the latest position and, when
     /// `since` is given, every publication after it (or `recovered: false`).
+    /// Waits for the topic's confirmed route when it has local subscribers
+    /// (see [`ControlPlane::watch`]).
     async fn recover(
         &self,
         topic: &Topic,
@@ -287,7 +283,11 @@ pub trait Broker: Send + Sync + fmt::Debug + 'static {
         limit: usize,
         options: &TopicOptions,
     ) -> Result<HistoryPage, BrokerError>;
+}
 
+/// Who is present on a topic, on every node.
+#[async_trait]
+pub trait PresenceStore: Send + Sync + fmt::Debug + 'static {
     /// Adds a presence member; with `announce`, subscribers get a `join`.
     async fn join(&self, topic: &Topic, member: Member, announce: bool) -> Result<(), BrokerError>;
 
@@ -297,6 +297,22 @@ pub trait Broker: Send + Sync + fmt::Debug + 'static {
 
     /// The members present on `topic`.
     async fn presence(&self, topic: &Topic) -> Result<Vec<Member>, BrokerError>;
+}
+
+/// The cluster's control plane: routing topics to the nodes that serve them,
+/// reaching every node, and the nodes' health.
+#[async_trait]
+pub trait ControlPlane: Send + Sync + fmt::Debug + 'static {
+    /// Makes this node receive `topic`'s publications, and returns once it
+    /// does. Called when the topic gets its first local subscriber, before
+    /// that subscriber reads history; [`StreamStore::recover`] of any local
+    /// subscriber also waits for the topic's route, so a subscriber that
+    /// registered while the first one's `watch` is in flight cannot read a
+    /// position that the node's route does not cover.
+    async fn watch(&self, topic: &Topic) -> Result<(), BrokerError>;
+
+    /// Stops receiving `topic` (its last local subscriber left).
+    async fn unwatch(&self, topic: &Topic) -> Result<(), BrokerError>;
 
     /// Closes every connection of `user` on every node with `code`; returns how many.
     async fn disconnect_user(&self, user: &str, code: CloseCode) -> Result<usize, BrokerError>;
@@ -307,3 +323,10 @@ pub trait Broker: Send + Sync + fmt::Debug + 'static {
     /// Readiness: whether the broker's publish and delivery path works now.
     async fn check(&self) -> Result<(), BrokerError>;
 }
+
+/// A whole engine: [`StreamStore`], [`PresenceStore`] and [`ControlPlane`]
+/// in one object, as the hub holds it. Implemented for every type that
+/// implements the three; callers take the narrowest of them they need.
+pub trait Broker: StreamStore + PresenceStore + ControlPlane {}
+
+impl<T: StreamStore + PresenceStore + ControlPlane> Broker for T {}

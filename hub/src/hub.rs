@@ -12,7 +12,8 @@ use tokio::sync::Notify;
 
 use crate::auth::{ApiKeys, AuthError, Verifier};
 use crate::broker::{
-    Broker, BrokerError, HistoryPage, NodeInfo, Position, PublishRequest, TopicOptions,
+    Broker, BrokerError, ControlPlane, HistoryPage, NodeInfo, Position, PresenceStore,
+    PublishRequest, StreamStore, TopicOptions,
 };
 use crate::config::{Config, NamespaceConfig};
 use crate::limits::KeyedLimiter;
@@ -205,7 +206,8 @@ pub struct Hub {
     pub config: Arc<Config>,
     /// This node's name.
     pub node: Arc<str>,
-    /// The broker engine.
+    /// The broker engine, whole; callers take the narrow part they need
+    /// through [`Hub::streams`], [`Hub::presence_store`] or [`Hub::control`].
     pub broker: Arc<dyn Broker>,
     /// Local connections and subscriptions.
     pub registry: Arc<Registry>,
@@ -265,6 +267,21 @@ impl Hub {
         })
     }
 
+    /// The broker's topic streams: offsets, history, idempotency, publishing.
+    pub fn streams(&self) -> &dyn StreamStore {
+        &*self.broker
+    }
+
+    /// The broker's presence.
+    pub fn presence_store(&self) -> &dyn PresenceStore {
+        &*self.broker
+    }
+
+    /// The broker's control plane: routing topics to nodes, nodes, readiness.
+    pub fn control(&self) -> &dyn ControlPlane {
+        &*self.broker
+    }
+
     /// Parses a topic and finds its namespace.
     pub fn resolve(&self, topic: &str) -> Result<(Topic, &NamespaceConfig), HubError> {
         let topic: Topic = topic.parse()?;
@@ -296,7 +313,7 @@ impl Hub {
     ) -> Result<Position, HubError> {
         let req = self.prepare(topic, ns, input)?;
         let started = std::time::Instant::now();
-        let position = self.broker.publish(req).await?;
+        let position = self.streams().publish(req).await?;
         self.metrics.publish_latency.observe(started.elapsed());
         self.metrics.publication();
         Ok(position)
@@ -323,7 +340,7 @@ impl Hub {
         let mut results = if valid.is_empty() {
             Vec::new()
         } else {
-            self.broker.publish_batch(valid).await
+            self.streams().publish_batch(valid).await
         }
         .into_iter();
         self.metrics.publish_latency.observe(started.elapsed());
@@ -394,7 +411,7 @@ impl Hub {
             Some(n) => n as usize,
         };
         Ok(self
-            .broker
+            .streams()
             .history(topic, since, limit, &self.options(ns))
             .await?)
     }
@@ -408,12 +425,12 @@ impl Hub {
         if !ns.presence {
             return Err(HubError::PresenceDisabled(topic.namespace().to_owned()));
         }
-        Ok(self.broker.presence(topic).await?)
+        Ok(self.presence_store().presence(topic).await?)
     }
 
     /// Closes every connection of `user` on every node.
     pub async fn disconnect_user(&self, user: &str, code: CloseCode) -> Result<usize, HubError> {
-        Ok(self.broker.disconnect_user(user, code).await?)
+        Ok(self.control().disconnect_user(user, code).await?)
     }
 
     /// This node's counts.

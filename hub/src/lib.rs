@@ -12,11 +12,13 @@
 //! - [`protocol`]: frames, the JSON and MessagePack codecs, error and close codes;
 //!   the wire types it shares with the REST API (position, publication, member,
 //!   error code) come from the serde-only `hubbub-wire` crate (`api/wire/`).
-//! - [`broker`]: the [`Broker`](broker::Broker) trait (offsets, history,
-//!   idempotency, presence, cross-node delivery) and its engines: memory (one
-//!   node) and [`broker::redis`] (many nodes on one Redis; see `docs/redis.md`).
-//!   Engines hand publications to a [`Delivery`](broker::Delivery) and never
-//!   see a connection.
+//! - [`broker`]: narrow traits, [`StreamStore`](broker::StreamStore) (offsets,
+//!   history, idempotency, publish), [`PresenceStore`](broker::PresenceStore)
+//!   and [`ControlPlane`](broker::ControlPlane) (routing topics to nodes, node
+//!   info, readiness), together [`Broker`](broker::Broker), and their engines:
+//!   memory (one node) and [`broker::redis`] (many nodes on one Redis; see
+//!   `docs/redis.md`). Engines hand publications to a
+//!   [`Delivery`](broker::Delivery) and never see a connection.
 //! - [`registry`]: node-local connections and topic subscribers; the fan-out
 //!   (it implements [`Delivery`](broker::Delivery)).
 //! - [`fanout`]: [`Broadcast`](fanout::Broadcast), encoded once per sub-protocol,

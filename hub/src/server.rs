@@ -349,7 +349,7 @@ async fn readyz(State(hub): State<Arc<Hub>>) -> Response {
         )
             .into_response();
     }
-    match hub.broker.check().await {
+    match hub.control().check().await {
         Ok(()) => (StatusCode::OK, "ready\n").into_response(),
         Err(e) => {
             // The cause goes to the log, not to whoever asks.

@@ -235,7 +235,7 @@ async fn current_epochs(
         .map(|((topic, ns), offset)| async move {
             match offset {
                 Some(_) => hub
-                    .broker
+                    .streams()
                     .recover(topic, None, &hub.options(ns))
                     .await
                     .map(|r| Some(r.position.epoch)),

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::testing::{Inbox, Proxy, RecordingDelivery};
-use super::{Broker, Position, PublishRequest, TopicOptions};
+use super::{Broker, ControlPlane, Position, PublishRequest, StreamStore, TopicOptions};
 use crate::fanout::BroadcastKind;
 use crate::protocol::CloseCode;
 use crate::protocol::frames::Member;
@@ -687,7 +687,7 @@ mod redis {
         }
     }
 
-    async fn ready(broker: &dyn Broker) {
+    async fn ready(broker: &dyn ControlPlane) {
         let deadline = tokio::time::Instant::now() + WAIT;
         while let Err(e) = broker.check().await {
             assert!(

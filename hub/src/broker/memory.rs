@@ -20,8 +20,8 @@ use async_trait::async_trait;
 use dashmap::DashMap;
 
 use super::{
-    Broker, BrokerError, Delivery, Epoch, HistoryPage, NodeInfo, Position, Publication,
-    PublishRequest, Recovery, TopicOptions, now_ms,
+    BrokerError, ControlPlane, Delivery, Epoch, HistoryPage, NodeInfo, Position, PresenceStore,
+    Publication, PublishRequest, Recovery, StreamStore, TopicOptions, now_ms,
 };
 use crate::fanout::Broadcast;
 use crate::protocol::CloseCode;
@@ -173,7 +173,7 @@ impl MemoryBroker {
 }
 
 #[async_trait]
-impl Broker for MemoryBroker {
+impl StreamStore for MemoryBroker {
     async fn publish(&self, req: PublishRequest) -> Result<Position, BrokerError> {
         let state = self.state(&req.topic);
         let mut s = lock(&state);
@@ -216,14 +216,6 @@ impl Broker for MemoryBroker {
         }
         self.delivery.deliver(&Broadcast::publication(publication));
         Ok(position)
-    }
-
-    async fn watch(&self, _topic: &Topic) -> Result<(), BrokerError> {
-        Ok(())
-    }
-
-    async fn unwatch(&self, _topic: &Topic) -> Result<(), BrokerError> {
-        Ok(())
     }
 
     async fn recover(
@@ -279,7 +271,10 @@ impl Broker for MemoryBroker {
             publications,
         })
     }
+}
 
+#[async_trait]
+impl PresenceStore for MemoryBroker {
     async fn join(&self, topic: &Topic, member: Member, announce: bool) -> Result<(), BrokerError> {
         let state = self.state(topic);
         let mut s = lock(&state);
@@ -315,6 +310,17 @@ impl Broker for MemoryBroker {
         let mut members: Vec<Member> = s.presence.values().cloned().collect();
         members.sort_by(|a, b| a.client_id.cmp(&b.client_id));
         Ok(members)
+    }
+}
+
+#[async_trait]
+impl ControlPlane for MemoryBroker {
+    async fn watch(&self, _topic: &Topic) -> Result<(), BrokerError> {
+        Ok(())
+    }
+
+    async fn unwatch(&self, _topic: &Topic) -> Result<(), BrokerError> {
+        Ok(())
     }
 
     async fn disconnect_user(&self, user: &str, code: CloseCode) -> Result<usize, BrokerError> {

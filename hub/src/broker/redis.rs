@@ -39,8 +39,8 @@ use fred::prelude::{
 };
 
 use super::{
-    Broker, BrokerError, Delivery, Epoch, HistoryPage, NodeInfo, Position, PublishRequest,
-    Recovery, TopicOptions,
+    BrokerError, ControlPlane, Delivery, Epoch, HistoryPage, NodeInfo, Position, PresenceStore,
+    PublishRequest, Recovery, StreamStore, TopicOptions,
 };
 use crate::protocol::CloseCode;
 use crate::protocol::frames::Member;
@@ -319,23 +319,13 @@ const RESYNC_OPTIONS: TopicOptions = TopicOptions {
 };
 
 #[async_trait]
-impl Broker for RedisBroker {
+impl StreamStore for RedisBroker {
     async fn publish(&self, req: PublishRequest) -> Result<Position, BrokerError> {
         self.store.publish(&req).await
     }
 
     async fn publish_batch(&self, reqs: Vec<PublishRequest>) -> Vec<Result<Position, BrokerError>> {
         self.store.publish_batch(&reqs).await
-    }
-
-    async fn watch(&self, topic: &Topic) -> Result<(), BrokerError> {
-        self.route(topic).await
-    }
-
-    async fn unwatch(&self, topic: &Topic) -> Result<(), BrokerError> {
-        // Lazy: the sweep task unsubscribes in batches, unless a subscriber came back.
-        lock(&self.unwatch_pending).insert(topic.clone());
-        Ok(())
     }
 
     async fn recover(
@@ -409,7 +399,10 @@ impl Broker for RedisBroker {
             publications: snap.publications,
         })
     }
+}
 
+#[async_trait]
+impl PresenceStore for RedisBroker {
     async fn join(&self, topic: &Topic, member: Member, announce: bool) -> Result<(), BrokerError> {
         lock(&self.owned).insert(
             (topic.clone(), member.client_id.clone()),
@@ -438,6 +431,19 @@ impl Broker for RedisBroker {
 
     async fn presence(&self, topic: &Topic) -> Result<Vec<Member>, BrokerError> {
         self.store.presence(topic).await
+    }
+}
+
+#[async_trait]
+impl ControlPlane for RedisBroker {
+    async fn watch(&self, topic: &Topic) -> Result<(), BrokerError> {
+        self.route(topic).await
+    }
+
+    async fn unwatch(&self, topic: &Topic) -> Result<(), BrokerError> {
+        // Lazy: the sweep task unsubscribes in batches, unless a subscriber came back.
+        lock(&self.unwatch_pending).insert(topic.clone());
+        Ok(())
     }
 
     async fn disconnect_user(&self, user: &str, code: CloseCode) -> Result<usize, BrokerError> {

@@ -285,7 +285,7 @@ mod tests {
                 Opened::Subscribed
             );
             assert_eq!(h.registry.connection_count(), 1);
-            assert_eq!(h.broker.presence(&t).await.unwrap().len(), 1);
+            assert_eq!(h.presence_store().presence(&t).await.unwrap().len(), 1);
             panic!("a bug in a session");
         });
         assert!(task.await.unwrap_err().is_panic());
@@ -294,7 +294,11 @@ mod tests {
         hub.tasks.wait().await;
         assert_eq!(hub.registry.subscription_count(), 0);
         assert!(
-            hub.broker.presence(&topic).await.unwrap().is_empty(),
+            hub.presence_store()
+                .presence(&topic)
+                .await
+                .unwrap()
+                .is_empty(),
             "left presence"
         );
     }

@@ -12,7 +12,11 @@ use crate::topic::Topic;
 /// logged: the subscription stands without presence.
 pub async fn join(hub: &Hub, topic: &Topic, member: Member) {
     crate::sinks::lifecycle::presence(hub, topic, LifecycleEvent::Join, &member);
-    if let Err(e) = hub.broker.join(topic, member, announces(hub, topic)).await {
+    if let Err(e) = hub
+        .presence_store()
+        .join(topic, member, announces(hub, topic))
+        .await
+    {
         tracing::warn!(topic = %topic, error = %e, "presence join failed");
     }
 }
@@ -21,7 +25,11 @@ pub async fn join(hub: &Hub, topic: &Topic, member: Member) {
 /// namespace has `join_leave`. A broker failure is logged.
 pub async fn leave(hub: &Hub, topic: &Topic, member: Member) {
     crate::sinks::lifecycle::presence(hub, topic, LifecycleEvent::Leave, &member);
-    if let Err(e) = hub.broker.leave(topic, member, announces(hub, topic)).await {
+    if let Err(e) = hub
+        .presence_store()
+        .leave(topic, member, announces(hub, topic))
+        .await
+    {
         tracing::warn!(topic = %topic, error = %e, "presence leave failed");
     }
 }

@@ -79,7 +79,7 @@ pub async fn open(
             Start::Since(p) => Some(p),
             Start::Now | Start::Latest => None,
         };
-        let recovery = hub.broker.recover(topic, since, &options).await?;
+        let recovery = hub.streams().recover(topic, since, &options).await?;
         if start != Start::Latest {
             return Ok(recovery);
         }
@@ -87,7 +87,7 @@ pub async fn open(
         // the topic's confirmed route (the node's delivery state moves only
         // with what arrives on that route, never with a read); this one is
         // the snapshot the reply describes.
-        let page = hub.broker.history(topic, None, 1, &options).await?;
+        let page = hub.streams().history(topic, None, 1, &options).await?;
         Ok(Recovery::new(page.position, Some(page.publications)))
     };
     let recovery = match catch_up.await {
@@ -157,7 +157,7 @@ pub async fn close(hub: &Hub, conn: &ConnHandle, topic: &Topic) {
 /// confirmed. A lifecycle point: tells the webhook lifecycle events.
 pub async fn on_first_local_subscriber(hub: &Hub, topic: &Topic) -> Result<(), BrokerError> {
     crate::sinks::lifecycle::subscribers_changed(hub, topic);
-    hub.broker.watch(topic).await
+    hub.control().watch(topic).await
 }
 
 /// `topic`'s last local subscriber on this node is gone: stop routing it
@@ -165,7 +165,7 @@ pub async fn on_first_local_subscriber(hub: &Hub, topic: &Topic) -> Result<(), B
 /// lifecycle events.
 pub async fn on_last_local_subscriber(hub: &Hub, topic: &Topic) {
     crate::sinks::lifecycle::subscribers_changed(hub, topic);
-    if let Err(e) = hub.broker.unwatch(topic).await {
+    if let Err(e) = hub.control().unwatch(topic).await {
         tracing::warn!(topic = %topic, error = %e, "unwatch failed");
     }
 }

@@ -9,7 +9,7 @@ mod probe {
     use crate::broker::contract::OPTIONS;
     use crate::broker::redis::RedisOptions;
     use crate::broker::testing::RecordingDelivery;
-    use crate::broker::{Broker, PublishRequest};
+    use crate::broker::{ControlPlane, PublishRequest, StreamStore};
     use crate::fanout::BroadcastKind;
     use crate::topic::Topic;
     use fred::prelude::PubsubInterface;
@@ -88,7 +88,7 @@ mod probe {
 mod routing {
     use super::super::RedisBroker;
     use super::super::tasks::UNWATCH_EVERY;
-    use crate::broker::Broker;
+    use crate::broker::ControlPlane;
     use crate::broker::redis::RedisOptions;
     use crate::broker::testing::RecordingDelivery;
     use crate::topic::Topic;
@@ -155,7 +155,7 @@ mod concurrent_publishes {
     use crate::broker::contract::OPTIONS;
     use crate::broker::redis::RedisOptions;
     use crate::broker::testing::RecordingDelivery;
-    use crate::broker::{Broker, BrokerError, PublishRequest};
+    use crate::broker::{BrokerError, PublishRequest, StreamStore};
     use crate::topic::Topic;
     use fred::prelude::KeysInterface;
     use std::collections::HashMap;
