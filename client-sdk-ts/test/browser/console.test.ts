@@ -16,7 +16,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { copyFile, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -313,6 +313,32 @@ describe('operations console', () => {
       await page.click('#pause');
       expect(await tailOffsets(page)).toEqual([5, 4, 3, 2, 1]);
       expect(errors).toEqual([]);
+    });
+    await page.close();
+  });
+
+  it("defaults the form to the README's booking, and drops the empty-history note once one arrives live", async () => {
+    const page = await signIn(hub);
+    await scenario('empty-tail', page, async () => {
+      // The one booking sample of the project's README, on bookings:42.
+      const readme = await readFile(join(sdkRoot, '..', 'README.md'), 'utf8');
+      const sample = /publish bookings:42 booking\.created '(\{[^']*\})'/.exec(readme)?.[1];
+      expect(sample).toBeDefined();
+      expect(JSON.parse(await page.inputValue('#pub-data'))).toEqual(JSON.parse(sample ?? 'null'));
+      expect(await page.inputValue('#pub-event')).toBe('booking.created');
+      expect(await page.inputValue('#pub-topic')).toBe('bookings:42');
+
+      // A topic with no history yet: the tail says so, until a publication arrives live.
+      const topic = 'bookings:console-empty';
+      await page.fill('#tail-topic', topic);
+      await page.press('#tail-topic', 'Enter');
+      await page.waitForSelector('#tail-status.live', { timeout: 10_000 });
+      expect(await page.isVisible('#tail-empty')).toBe(true);
+      expect(await page.textContent('#tail-empty')).toContain(`No publication in ${topic}'s history yet`);
+      expect(await page.inputValue('#pub-topic')).toBe(topic);
+      await page.click('#publish');
+      await page.locator('#tail tbody tr[data-offset="1"]').waitFor({ timeout: 10_000 });
+      expect(await page.isHidden('#tail-empty')).toBe(true);
     });
     await page.close();
   });
