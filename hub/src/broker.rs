@@ -122,6 +122,13 @@ pub fn now_ms() -> u64 {
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
+/// A random (version 4) UUID from the thread's CSPRNG (`rand`, seeded from
+/// the OS once), not from a `getrandom` system call per id as
+/// `Uuid::new_v4` does: publications and connections each take one.
+pub(crate) fn random_uuid() -> uuid::Uuid {
+    uuid::Builder::from_random_bytes(rand::random()).into_uuid()
+}
+
 /// Per-topic storage options, from the topic's namespace and the limits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TopicOptions {

@@ -194,7 +194,7 @@ impl StreamStore for MemoryBroker {
             event: req.event,
             data: req.data,
             ts: now_ms(),
-            id: uuid::Uuid::new_v4().simple().to_string(),
+            id: crate::broker::random_uuid().simple().to_string(),
         });
         if req.options.history_size > 0 {
             s.history.push_back((now, publication.clone()));

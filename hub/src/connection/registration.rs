@@ -65,7 +65,7 @@ impl Registration {
     ) -> Result<(Registration, outbox::Receiver), HubError> {
         let limits = &hub.config.limits;
         let (tx, rx) = outbox::bounded(limits.outbox_size, limits.outbox_bytes);
-        let client_id: Arc<str> = uuid::Uuid::new_v4().to_string().into();
+        let client_id: Arc<str> = crate::broker::random_uuid().to_string().into();
         let conn = Arc::new(
             ConnHandle::new(ConnId::next(), client_id, identity.user.clone(), tx)
                 .with_send_timeout(limits.write_timeout()),

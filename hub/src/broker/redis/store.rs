@@ -115,7 +115,7 @@ impl Store {
             ms(meta_ttl(&req.options)).into(),
             window.into(),
             i64::try_from(crate::broker::now_ms()).unwrap_or(0).into(),
-            uuid::Uuid::new_v4().simple().to_string().into(),
+            crate::broker::random_uuid().simple().to_string().into(),
             req.event.clone().into(),
             Bytes::from(data).into(),
         ];
