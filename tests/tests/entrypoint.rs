@@ -361,6 +361,20 @@ fn fly_toml_agrees_with_the_image_and_the_hub() {
     let config = hubbub::config::Config::load(file.as_deref(), &pairs)
         .unwrap_or_else(|e| panic!("fly.toml's [env] is refused by the hub: {e}"));
     assert_eq!(config.listen.port(), 8080);
+    // Behind Fly's proxy the TCP peer is the proxy: the per-IP limit must
+    // read `Fly-Client-IP`, and only from the proxy's private addresses.
+    assert_eq!(
+        config.trusted_proxies.header,
+        hubbub::config::ClientIpHeader::FlyClientIp
+    );
+    for proxy in ["172.16.0.2", "fdaa:0:1::3"] {
+        let ip = proxy.parse().expect("an address");
+        assert!(config.trusted_proxies.trusts(ip), "{proxy} is trusted");
+    }
+    for client in ["203.0.113.7", "2001:db8::1", "127.0.0.1"] {
+        let ip = client.parse().expect("an address");
+        assert!(!config.trusted_proxies.trusts(ip), "{client} is not trusted");
+    }
     let kill = seconds(&fly["kill_timeout"]);
     assert!(
         config.drain_timeout.as_secs() + 5 <= kill,
