@@ -645,6 +645,7 @@ impl Config {
             base_dir,
         };
         let mut config = read_config(&ctx, Section::new(&ctx, String::new(), root), from_file)?;
+        warnings.append(&mut config.warnings);
         config.warnings = warnings;
         Ok(config)
     }

@@ -373,7 +373,10 @@ fn fly_toml_agrees_with_the_image_and_the_hub() {
     }
     for client in ["203.0.113.7", "2001:db8::1", "127.0.0.1"] {
         let ip = client.parse().expect("an address");
-        assert!(!config.trusted_proxies.trusts(ip), "{client} is not trusted");
+        assert!(
+            !config.trusted_proxies.trusts(ip),
+            "{client} is not trusted"
+        );
     }
     let kill = seconds(&fly["kill_timeout"]);
     assert!(

@@ -101,3 +101,72 @@ async fn keys_come_from_the_jwks_url_and_rotate_without_a_restart() {
         .unwrap();
     assert_eq!(reply["code"], "unauthorized");
 }
+
+/// A `jwks_file` holding one unusable key next to a good one: the hub starts
+/// (the bad key is skipped with a warning naming its `kid`) and verifies
+/// tokens with the good key; a file with no usable key is still refused.
+#[tokio::test]
+async fn a_jwks_file_with_one_bad_key_uses_the_others() {
+    let dir = std::env::temp_dir().join(format!("hubbub-jwks-file-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let broken = r#"{"kty":"EC","crv":"P-256","kid":"broken","alg":"ES256","x":"!!","y":"!!"}"#;
+    let unknown = r#"{"kty":"nonsense","kid":"odd"}"#;
+    let mixed = dir.join("mixed.json");
+    std::fs::write(
+        &mixed,
+        format!(r#"{{"keys":[{broken},{JWK_A},{unknown}]}}"#),
+    )
+    .unwrap();
+    let only_bad = dir.join("bad.json");
+    std::fs::write(&only_bad, format!(r#"{{"keys":[{broken}]}}"#)).unwrap();
+    let config = |file: &std::path::Path| {
+        format!(
+            "[auth]\njwt_algorithm = \"ES256\"\njwks_file = \"{}\"\n[namespaces.bookings]\n",
+            file.display()
+        )
+    };
+    let bin = env!("CARGO_BIN_EXE_hubbub-node");
+    let check = |file: &std::path::Path| {
+        let toml = dir.join(format!(
+            "{}.toml",
+            file.file_stem().unwrap().to_str().unwrap()
+        ));
+        std::fs::write(&toml, format!("listen = \"127.0.0.1:0\"\n{}", config(file))).unwrap();
+        std::process::Command::new(bin)
+            .args(["--config", toml.to_str().unwrap(), "check-config"])
+            .env_remove("HUBBUB_CONFIG")
+            .output()
+            .unwrap()
+    };
+    let out = check(&mixed);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "one bad key rejects the set: {stderr}"
+    );
+    assert!(
+        stderr.contains("\"broken\""),
+        "the warning names the kid: {stderr}"
+    );
+    assert!(
+        stderr.contains("\"odd\""),
+        "the warning names the kid: {stderr}"
+    );
+    let out = check(&only_bad);
+    assert_eq!(out.status.code(), Some(64), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("auth.jwks_file") && stderr.contains("\"broken\""),
+        "{stderr}"
+    );
+
+    let node = start_node_raw!(&config(&mixed)).await.unwrap();
+    let (mut c, _) = Client::connect(&node.ws_url(), Proto::Json, &sign("a", KEY_A, "ann"))
+        .await
+        .unwrap();
+    assert_eq!(
+        c.subscribe("bookings:1", None).await.unwrap()["type"],
+        "subscribed"
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -50,6 +50,7 @@ pub(super) fn read_auth(
     mut auth: Section<'_>,
     from_file: bool,
     production: &[String],
+    warnings: &mut Vec<ConfigWarning>,
 ) -> Result<(AuthConfig, bool), ConfigError> {
     let algorithm = match auth.string("jwt_algorithm")? {
         None => JwtAlgorithm::default(),
@@ -200,7 +201,9 @@ pub(super) fn read_auth(
                 None => PathBuf::from(&file),
             };
             match src {
-                KeySource::JwksFile => JwtKey::Jwks(read_jwks(auth.key(src.key()), path)?),
+                KeySource::JwksFile => {
+                    JwtKey::Jwks(read_jwks(auth.key(src.key()), path, warnings)?)
+                }
                 _ => JwtKey::PublicKeyPem(read_public_key(auth.key(src.key()), path, algorithm)?),
             }
         }
@@ -217,36 +220,70 @@ pub(super) fn read_auth(
     Ok((config, dev_mode))
 }
 
-/// Reads a JWKS document and checks that it has keys and that every key converts.
+/// Reads a JWKS document key by key: a key that does not parse or convert
+/// (an unknown `kty`, a broken value) is skipped with a
+/// [`ConfigWarning::JwksKeySkipped`] naming its `kid`, as for `jwks_url`;
+/// an error only when the document is not a key set or no usable key remains.
 pub(super) fn read_jwks(
     key: String,
     path: PathBuf,
+    warnings: &mut Vec<ConfigWarning>,
 ) -> Result<jsonwebtoken::jwk::JwkSet, ConfigError> {
+    #[derive(serde::Deserialize)]
+    struct RawSet {
+        keys: Vec<serde_json::Value>,
+    }
     let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::ReadKeyFile {
         key: key.clone(),
         path: path.clone(),
         source,
     })?;
-    let set: jsonwebtoken::jwk::JwkSet =
-        serde_json::from_str(&text).map_err(|e| ConfigError::InvalidJwks {
-            key: key.clone(),
-            reason: e.to_string(),
-        })?;
-    if set.keys.is_empty() {
-        return Err(ConfigError::InvalidJwks {
-            key,
-            reason: "it holds no keys".into(),
-        });
-    }
-    for jwk in &set.keys {
-        if let Err(e) = DecodingKey::from_jwk(jwk) {
-            return Err(ConfigError::InvalidJwks {
-                key,
-                reason: e.to_string(),
+    let raw: RawSet = serde_json::from_str(&text).map_err(|e| ConfigError::InvalidJwks {
+        key: key.clone(),
+        reason: e.to_string(),
+    })?;
+    let mut keys = Vec::new();
+    let mut skipped = Vec::new();
+    for (i, value) in raw.keys.into_iter().enumerate() {
+        let kid = value
+            .get("kid")
+            .and_then(serde_json::Value::as_str)
+            .map_or_else(|| format!("#{i}"), |k| format!("{k:?}"));
+        let converted = serde_json::from_value::<jsonwebtoken::jwk::Jwk>(value)
+            .map_err(|e| e.to_string())
+            .and_then(|jwk| match DecodingKey::from_jwk(&jwk) {
+                Ok(_) => Ok(jwk),
+                Err(e) => Err(e.to_string()),
             });
+        match converted {
+            Ok(jwk) => keys.push(jwk),
+            Err(reason) => skipped.push((kid, reason)),
         }
     }
-    Ok(set)
+    if keys.is_empty() {
+        let why: Vec<String> = skipped
+            .iter()
+            .map(|(kid, reason)| format!("key {kid}: {reason}"))
+            .collect();
+        return Err(ConfigError::InvalidJwks {
+            key,
+            reason: if why.is_empty() {
+                "it holds no keys".into()
+            } else {
+                format!("it holds no usable key ({})", why.join("; "))
+            },
+        });
+    }
+    warnings.extend(
+        skipped
+            .into_iter()
+            .map(|(kid, reason)| ConfigWarning::JwksKeySkipped {
+                key: key.clone(),
+                kid,
+                reason,
+            }),
+    );
+    Ok(jsonwebtoken::jwk::JwkSet { keys })
 }
 
 /// Reads the PEM at `path` and checks it is a public key usable with `algorithm`.

@@ -372,4 +372,17 @@ pub enum ConfigWarning {
         /// The nearest known variable, with the value when it is safe to print.
         suggestion: Option<String>,
     },
+    /// A key of `auth.jwks_file` that cannot be used: skipped, the other
+    /// keys are used.
+    #[error(
+        "{key}: JWKS key {kid} cannot be used and is skipped ({reason}); the other keys are used"
+    )]
+    JwksKeySkipped {
+        /// The key path (`auth.jwks_file`).
+        key: String,
+        /// The key's `kid`, quoted, or `#N` (its index) when it has none.
+        kid: String,
+        /// Why it cannot be used.
+        reason: String,
+    },
 }

@@ -221,7 +221,8 @@ pub(super) fn read_config(
         Some(section) => section,
         None => Section::new(ctx, "auth".to_owned(), Table::new()),
     };
-    let (auth, dev_mode) = read_auth(ctx, auth_section, from_file, &production)?;
+    let mut warnings = Vec::new();
+    let (auth, dev_mode) = read_auth(ctx, auth_section, from_file, &production, &mut warnings)?;
     let listen = listen.unwrap_or(if dev_mode { DEV_LISTEN } else { DEFAULT_LISTEN });
     let api_keys = match root.array("api_keys")? {
         Some(items) => read_api_keys(ctx, items)?,
@@ -291,7 +292,7 @@ pub(super) fn read_config(
         allowed_origins,
         trusted_proxies,
         dev_mode,
-        warnings: Vec::new(),
+        warnings,
         webhooks,
         outbox,
     })
