@@ -157,7 +157,28 @@ fn not_permitted_hint(topic: &Topic, scope: &str, patterns: &[String]) -> String
     format!("{has}; {would}")
 }
 
+/// What a client is told when the engine (Redis) is unavailable: its own
+/// error text names hosts and internals and is logged instead.
+pub const ENGINE_UNAVAILABLE: &str = "the engine is unavailable; nothing was done, retry";
+
 impl HubError {
+    /// The message for the client's `error` frame: the error's text, except
+    /// for engine failures, which are logged here (with their detail) and
+    /// answered with a fixed message, so Redis text never reaches a client.
+    pub fn client_message(&self) -> String {
+        match self {
+            HubError::Broker(BrokerError::Unavailable(detail)) => {
+                tracing::warn!(error = %detail, "request answered `unavailable`: the engine is unavailable");
+                ENGINE_UNAVAILABLE.to_owned()
+            }
+            HubError::Broker(BrokerError::Corrupt(detail)) => {
+                tracing::error!(error = %detail, "request answered `internal`: corrupt engine data");
+                "internal error".to_owned()
+            }
+            other => other.to_string(),
+        }
+    }
+
     /// The contract's error code.
     pub fn code(&self) -> ErrorCode {
         match self {

@@ -295,7 +295,7 @@ impl Session {
         match self.command(frame).await {
             Ok(()) => {}
             Err(err) => {
-                let msg = err.to_string();
+                let msg = err.client_message();
                 self.error(Some(id), err.code(), &msg).await;
             }
         }

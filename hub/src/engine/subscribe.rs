@@ -95,7 +95,7 @@ pub async fn open(
         Err(e) => {
             close(hub, conn, topic).await;
             let err = HubError::Broker(e);
-            let message = err.to_string();
+            let message = err.client_message();
             hub.metrics.error(err.code());
             let frame = codec.encode(&ServerFrame::Error {
                 id: Some(id),

@@ -32,7 +32,10 @@ fn sink_error(e: SinkError) -> ApiError {
             ApiError::new(ErrorCode::NotFound, "no webhook sinks are configured")
         }
         e @ SinkError::UnknownSink(_) => ApiError::new(ErrorCode::NotFound, e.to_string()),
-        e @ SinkError::Unavailable(_) => ApiError::new(ErrorCode::Unavailable, e.to_string()),
+        SinkError::Unavailable(detail) => {
+            tracing::warn!(error = %detail, "webhook request answered 503: the engine is unavailable");
+            ApiError::new(ErrorCode::Unavailable, crate::hub::ENGINE_UNAVAILABLE)
+        }
     }
 }
 

@@ -77,7 +77,7 @@ pub(super) async fn refuse_and_linger<S, R>(
     let _ = tokio::time::timeout(Duration::from_secs(1), async {
         if let Some((id, err)) = error {
             hub.metrics.error(err.code());
-            let msg = err.to_string();
+            let msg = err.client_message();
             let frame = ServerFrame::Error {
                 id: Some(id),
                 code: err.code(),
