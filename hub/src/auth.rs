@@ -331,6 +331,36 @@ fn key_list(
 /// refused (a real key set is a few KiB).
 pub const MAX_JWKS_BYTES: usize = 256 * 1024;
 
+/// A JWKS key that converted, with its decoding key.
+pub(crate) type UsableJwk = (jsonwebtoken::jwk::Jwk, DecodingKey);
+
+/// Converts a JWKS document's keys one by one (for `jwks_url` and
+/// `jwks_file` alike): the keys that parse and convert, each with its
+/// decoding key, and for every other one its `kid` (or `#index`) and why.
+pub(crate) fn split_jwks(
+    values: Vec<serde_json::Value>,
+) -> (Vec<UsableJwk>, Vec<(String, String)>) {
+    let mut usable = Vec::new();
+    let mut skipped = Vec::new();
+    for (i, value) in values.into_iter().enumerate() {
+        let kid = value
+            .get("kid")
+            .and_then(serde_json::Value::as_str)
+            .map_or_else(|| format!("#{i}"), |k| format!("{k:?}"));
+        let converted = serde_json::from_value::<jsonwebtoken::jwk::Jwk>(value)
+            .map_err(|e| e.to_string())
+            .and_then(|jwk| match DecodingKey::from_jwk(&jwk) {
+                Ok(k) => Ok((jwk, k)),
+                Err(e) => Err(e.to_string()),
+            });
+        match converted {
+            Ok(pair) => usable.push(pair),
+            Err(reason) => skipped.push((kid, reason)),
+        }
+    }
+    (usable, skipped)
+}
+
 /// Converts a fetched JWKS document key by key: a key that does not parse
 /// or convert (an unknown `kty`, an encryption key, a broken value) is
 /// skipped and described in the second list, so one odd key does not reject
@@ -345,25 +375,15 @@ fn usable_jwks(
     }
     let raw: RawSet = serde_json::from_slice(body)
         .map_err(|e| JwksFetchError::Document(format!("not a JWKS document: {e}")))?;
-    let mut keys = Vec::new();
-    let mut skipped = Vec::new();
-    for (i, value) in raw.keys.into_iter().enumerate() {
-        let kid = value
-            .get("kid")
-            .and_then(serde_json::Value::as_str)
-            .map_or_else(|| format!("#{i}"), |k| format!("{k:?}"));
-        let converted = serde_json::from_value::<jsonwebtoken::jwk::Jwk>(value)
-            .map_err(|e| e.to_string())
-            .and_then(|jwk| {
-                DecodingKey::from_jwk(&jwk)
-                    .map(|k| (jwk.common.key_id.clone(), k))
-                    .map_err(|e| e.to_string())
-            });
-        match converted {
-            Ok(key) => keys.push(key),
-            Err(why) => skipped.push(format!("key {kid}: {why}")),
-        }
-    }
+    let (usable, skipped) = split_jwks(raw.keys);
+    let keys: KeyList = usable
+        .into_iter()
+        .map(|(jwk, k)| (jwk.common.key_id, k))
+        .collect();
+    let skipped: Vec<String> = skipped
+        .into_iter()
+        .map(|(kid, why)| format!("key {kid}: {why}"))
+        .collect();
     if keys.is_empty() {
         return Err(JwksFetchError::Document(format!(
             "it holds no usable {algorithm} key ({})",

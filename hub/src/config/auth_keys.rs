@@ -242,24 +242,8 @@ pub(super) fn read_jwks(
         key: key.clone(),
         reason: e.to_string(),
     })?;
-    let mut keys = Vec::new();
-    let mut skipped = Vec::new();
-    for (i, value) in raw.keys.into_iter().enumerate() {
-        let kid = value
-            .get("kid")
-            .and_then(serde_json::Value::as_str)
-            .map_or_else(|| format!("#{i}"), |k| format!("{k:?}"));
-        let converted = serde_json::from_value::<jsonwebtoken::jwk::Jwk>(value)
-            .map_err(|e| e.to_string())
-            .and_then(|jwk| match DecodingKey::from_jwk(&jwk) {
-                Ok(_) => Ok(jwk),
-                Err(e) => Err(e.to_string()),
-            });
-        match converted {
-            Ok(jwk) => keys.push(jwk),
-            Err(reason) => skipped.push((kid, reason)),
-        }
-    }
+    let (usable, skipped) = crate::auth::split_jwks(raw.keys);
+    let keys: Vec<jsonwebtoken::jwk::Jwk> = usable.into_iter().map(|(jwk, _)| jwk).collect();
     if keys.is_empty() {
         let why: Vec<String> = skipped
             .iter()
