@@ -214,6 +214,51 @@ pub enum BrokerError {
     /// Stored data is not what this hub wrote.
     #[error("corrupt broker data: {0}")]
     Corrupt(String),
+    /// The engine holds all it may (the memory engine's caps); nothing was
+    /// stored. The contract's `limit_exceeded`.
+    #[error(transparent)]
+    Full(#[from] StoreFull),
+}
+
+/// Which of the memory engine's caps a publication would exceed. Nothing is
+/// dropped to make room: the publication is refused, and room comes back as
+/// history expires (`history_ttl`) and idle topics are swept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum StoreFull {
+    /// A new topic beyond `memory.max_topics`.
+    #[error(
+        "this node's memory engine holds its maximum of {max} topics (memory.max_topics); \
+         nothing was stored. Topics are freed once their history and idempotency keys have \
+         expired; raise memory.max_topics or run on Redis"
+    )]
+    Topics {
+        /// The cap.
+        max: usize,
+    },
+    /// History beyond `memory.max_history_bytes`.
+    #[error(
+        "this node's memory engine holds its maximum of {max} bytes of history \
+         (memory.max_history_bytes); nothing was stored. Room comes back as history expires \
+         (history_ttl); raise memory.max_history_bytes or run on Redis"
+    )]
+    HistoryBytes {
+        /// The cap.
+        max: usize,
+    },
+}
+
+/// What an engine that keeps streams in this process holds, against its caps
+/// (the memory engine; Redis keeps them in Redis), for `/metrics`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct StoreUsage {
+    /// Topics with a stream.
+    pub topics: usize,
+    /// `memory.max_topics`.
+    pub max_topics: usize,
+    /// Bytes of history and idempotency keys.
+    pub history_bytes: usize,
+    /// `memory.max_history_bytes`.
+    pub max_history_bytes: usize,
 }
 
 /// This node's local counts, for node listings.
@@ -290,6 +335,12 @@ pub trait StreamStore: Send + Sync + fmt::Debug + 'static {
         limit: usize,
         options: &TopicOptions,
     ) -> Result<HistoryPage, BrokerError>;
+
+    /// What this engine holds in this process against its caps; `None` for
+    /// engines that keep streams elsewhere.
+    fn usage(&self) -> Option<StoreUsage> {
+        None
+    }
 }
 
 /// Who is present on a topic, on every node.

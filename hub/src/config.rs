@@ -41,6 +41,7 @@
 //! - `config/env.rs`: `HUBBUB_*` variables onto the TOML table;
 //! - `config/read.rs`: the table into typed sections, key by key;
 //! - `config/auth_keys.rs`: the `[auth]` table and its key sources;
+//! - `config/read.rs` also reads `[memory]`, the memory engine's caps;
 //! - `config/outbox.rs`: the `[outbox]` table (PostgreSQL outbox consumer);
 //! - `config/print.rs`: [`Config::to_toml`], the redacted effective configuration;
 //! - `config/error.rs`: [`ConfigError`] and [`ConfigWarning`];
@@ -136,6 +137,8 @@ const JWKS_REFRESH: Bounds<Duration> = (secs(10), secs(24 * 3600));
 const PRESENCE_TTL: Bounds<Duration> = (secs(1), secs(3600));
 const PROBE_INTERVAL: Bounds<Duration> = (Duration::from_millis(100), secs(60));
 const MAX_KEY_PREFIX_LEN: usize = 64;
+const MAX_TOPICS: Bounds<usize> = (1, 100_000_000);
+const MAX_HISTORY_BYTES: Bounds<usize> = (64 * 1024, 1 << 40);
 
 /// The whole validated configuration of a hub node.
 #[derive(Debug, Clone)]
@@ -147,6 +150,8 @@ pub struct Config {
     pub redis_url: Option<RedisUrl>,
     /// Redis engine settings (`[redis]`; used only with `redis_url`).
     pub redis: RedisSettings,
+    /// Memory engine settings (`[memory]`; used only without `redis_url`).
+    pub memory: MemorySettings,
     /// This node's name; `None` lets the caller generate one.
     pub node_name: Option<String>,
     /// Graceful shutdown budget (`drain_timeout`, default 10 s).
@@ -486,6 +491,28 @@ impl Default for RedisSettings {
             key_prefix: "hubbub".to_owned(),
             presence_ttl: secs(30),
             probe_interval: secs(1),
+        }
+    }
+}
+
+/// Memory engine settings (`[memory]`): what one node without Redis may
+/// hold. A publication beyond either cap is refused with `limit_exceeded`
+/// (REST 400); nothing stored is dropped to make room.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemorySettings {
+    /// Topics with a stream (published to within their retention, or
+    /// subscribed) the node keeps (1 ..= 100000000; default 100000).
+    pub max_topics: usize,
+    /// Bytes of history and idempotency keys the node keeps, as estimated
+    /// per stored entry (64 KiB ..= 1 TiB; default 256 MiB).
+    pub max_history_bytes: usize,
+}
+
+impl Default for MemorySettings {
+    fn default() -> Self {
+        Self {
+            max_topics: 100_000,
+            max_history_bytes: 256 * 1024 * 1024,
         }
     }
 }

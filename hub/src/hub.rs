@@ -201,6 +201,7 @@ impl HubError {
                 ErrorCode::Unavailable
             }
             HubError::Broker(BrokerError::Corrupt(_)) => ErrorCode::Internal,
+            HubError::Broker(BrokerError::Full(_)) => ErrorCode::LimitExceeded,
             HubError::RateLimited => ErrorCode::RateLimited,
             HubError::ConnectionLimit => ErrorCode::LimitExceeded,
         }
@@ -471,6 +472,7 @@ impl Hub {
             connections: self.registry.connection_count(),
             subscriptions: self.registry.subscription_count(),
             topics: self.registry.topic_count(),
+            store: self.streams().usage(),
         }
     }
 

@@ -123,6 +123,8 @@ pub struct Gauges {
     pub subscriptions: usize,
     /// Topics with local subscribers.
     pub topics: usize,
+    /// What the memory engine holds against its caps (`None` on Redis).
+    pub store: Option<crate::broker::StoreUsage>,
 }
 
 impl Metrics {
@@ -222,6 +224,28 @@ impl Metrics {
             "Topics with local subscribers.",
             gauges.topics,
         );
+        if let Some(store) = gauges.store {
+            gauge(
+                "hubbub_memory_topics",
+                "Topics with a stream in the memory engine.",
+                store.topics,
+            );
+            gauge(
+                "hubbub_memory_max_topics",
+                "memory.max_topics: beyond it a new topic's publication is refused.",
+                store.max_topics,
+            );
+            gauge(
+                "hubbub_memory_history_bytes",
+                "Bytes of history and idempotency keys in the memory engine.",
+                store.history_bytes,
+            );
+            gauge(
+                "hubbub_memory_max_history_bytes",
+                "memory.max_history_bytes: beyond it a publication is refused.",
+                store.max_history_bytes,
+            );
+        }
         let _ = writeln!(
             out,
             "# HELP hubbub_errors_total Error replies by code.\n# TYPE hubbub_errors_total counter"
@@ -284,8 +308,17 @@ mod tests {
             connections: 3,
             subscriptions: 4,
             topics: 1,
+            store: Some(crate::broker::StoreUsage {
+                topics: 5,
+                max_topics: 10,
+                history_bytes: 600,
+                max_history_bytes: 1000,
+            }),
         });
         assert!(text.contains("hubbub_publications_total 1\n"));
+        assert!(text.contains("hubbub_memory_topics 5\n"));
+        assert!(text.contains("hubbub_memory_max_history_bytes 1000\n"));
+        assert!(!m.render(Gauges::default()).contains("hubbub_memory_"));
         assert!(text.contains("hubbub_connections 3\n"));
         m.publish_latency
             .observe(std::time::Duration::from_micros(700));

@@ -25,7 +25,7 @@ use tracing::{Instrument, info, warn};
 
 use crate::api_backend::HubBackend;
 use crate::broker::Broker;
-use crate::broker::memory::MemoryBroker;
+use crate::broker::memory::{MemoryBroker, MemoryCaps};
 use crate::broker::redis::{RedisBroker, RedisOptions};
 use crate::config::Config;
 use crate::connection::run_connection;
@@ -92,7 +92,12 @@ fn build(config: Config, heartbeat: bool) -> Result<Arc<Hub>, ServeError> {
     let mut memory = None;
     let mut redis = None;
     let broker: Arc<dyn Broker> = match &config.redis_url {
-        None => memory.insert(MemoryBroker::start(registry.clone())).clone(),
+        None => memory
+            .insert(MemoryBroker::start(
+                registry.clone(),
+                MemoryCaps::from(&config.memory),
+            ))
+            .clone(),
         Some(url) => redis
             .insert(RedisBroker::start(
                 registry.clone(),

@@ -1,111 +1,82 @@
-//! The in-memory broker: one node, no external service. Each topic's state
-//! (offset, epoch, history ring, idempotency keys, presence) sits behind its
-//! own mutex; a publication is stored and handed to the local fan-out under
-//! that mutex, so delivery order is offset order even with concurrent
-//! publishers, and a subscriber that registered before reading history can
-//! never miss a publication (the session de-duplicates by offset).
+//! The in-memory broker: one node, no external service. Each topic's stream
+//! (offset, epoch, history ring, idempotency keys) sits behind its own
+//! mutex; a publication is stored and handed to the local fan-out under that
+//! mutex, so delivery order is offset order even with concurrent publishers,
+//! and a subscriber that registered before reading history can never miss a
+//! publication (the session de-duplicates by offset). Presence members are
+//! kept apart, per topic, for as long as someone is present.
 //!
-//! Idle topics (no local subscriber, no presence, nothing retained, idle
-//! longer than their history TTL and the idempotency window) are swept; a
-//! swept topic comes back with a new epoch, which tells late recoverers
+//! # What it holds
+//! A stream exists only once published to: a read (recovery, history) of a
+//! topic without one creates nothing and answers offset 0 in the epoch the
+//! first publication will get (a function of the topic, this broker's
+//! random seed and the time bucket of the namespace's retention, as the
+//! Redis engine does), so a subscriber at 0 recovers that publication.
+//! Idle streams (no local subscriber, idle longer than their history TTL
+//! and the idempotency window) are swept; a swept topic comes back in a
+//! later bucket, so with a new epoch, which tells late recoverers
 //! `recovered: false`.
+//!
+//! The node keeps at most [`MemoryCaps::max_topics`] streams and
+//! [`MemoryCaps::max_history_bytes`] of history and idempotency keys
+//! (counted as `memory/usage.rs` says). A publication beyond either is
+//! refused with [`StoreFull`] (`limit_exceeded`); nothing stored is dropped
+//! to make room. Before refusing, the broker sweeps once (at most once a
+//! second), so expired history gives its room back at once.
+//!
+//! # Layout
+//! - this file: [`MemoryBroker`] and the engine traits;
+//! - `memory/state.rs`: one topic's stream and its byte count;
+//! - `memory/usage.rs`: the caps, the node's counters, entry sizes.
 
-use std::collections::{HashMap, VecDeque};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
+mod state;
+#[cfg(test)]
+mod tests;
+mod usage;
+
+use std::collections::HashMap;
+use std::hash::BuildHasher;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, TryLockError, Weak};
 use std::time::Duration;
 
 use tokio::time::Instant;
 
 use async_trait::async_trait;
 use dashmap::DashMap;
+use dashmap::mapref::entry::Entry;
 
 use super::{
     BrokerError, ControlPlane, Delivery, Epoch, HistoryPage, NodeInfo, Position, PresenceStore,
-    Publication, PublishRequest, Recovery, StreamStore, TopicOptions, now_ms,
+    Publication, PublishRequest, Recovery, StoreFull, StoreUsage, StreamStore, TopicOptions,
+    now_ms,
 };
 use crate::fanout::Broadcast;
 use crate::protocol::CloseCode;
 use crate::protocol::frames::Member;
 use crate::topic::Topic;
+use state::TopicState;
+pub use usage::MemoryCaps;
+use usage::{Usage, idempotency_bytes, publication_bytes};
 
 /// How often idle topics are swept.
 const SWEEP_EVERY: Duration = Duration::from_secs(30);
 
-#[derive(Debug)]
-struct TopicState {
-    epoch: Epoch,
-    offset: u64,
-    history: VecDeque<(Instant, Arc<Publication>)>,
-    idempotency: HashMap<String, u64>,
-    idempotency_order: VecDeque<(Instant, String)>,
-    presence: HashMap<String, Member>,
-    last_active: Instant,
-    keep_for: Duration,
+/// The least time between two sweeps that a refused publication starts.
+const RECLAIM_EVERY: Duration = Duration::from_secs(1);
+
+impl From<&crate::config::MemorySettings> for MemoryCaps {
+    fn from(m: &crate::config::MemorySettings) -> Self {
+        MemoryCaps {
+            max_topics: m.max_topics,
+            max_history_bytes: m.max_history_bytes,
+        }
+    }
 }
 
-impl TopicState {
-    fn new(now: Instant) -> TopicState {
-        TopicState {
-            epoch: Epoch::random(),
-            offset: 0,
-            history: VecDeque::new(),
-            idempotency: HashMap::new(),
-            idempotency_order: VecDeque::new(),
-            presence: HashMap::new(),
-            last_active: now,
-            keep_for: Duration::ZERO,
-        }
-    }
-
-    fn position(&self) -> Position {
-        Position {
-            epoch: self.epoch.clone(),
-            offset: self.offset,
-        }
-    }
-
-    /// Drops publications older than the TTL and idempotency keys older than the window.
-    fn expire(&mut self, now: Instant, options: &TopicOptions) {
-        while let Some((at, _)) = self.history.front() {
-            if now.duration_since(*at) > options.history_ttl {
-                self.history.pop_front();
-            } else {
-                break;
-            }
-        }
-        while let Some((at, _)) = self.idempotency_order.front() {
-            if now.duration_since(*at) > options.idempotency_window {
-                if let Some((_, key)) = self.idempotency_order.pop_front() {
-                    self.idempotency.remove(&key);
-                }
-            } else {
-                break;
-            }
-        }
-    }
-
-    /// Publications with offset > `after`, if the history still holds all of them.
-    fn since(&self, after: u64) -> Option<Vec<Arc<Publication>>> {
-        let first_retained = self
-            .history
-            .front()
-            .map_or(self.offset + 1, |(_, p)| p.offset);
-        if first_retained > after + 1 {
-            return None;
-        }
-        Some(
-            self.history
-                .iter()
-                .filter(|(_, p)| p.offset > after)
-                .map(|(_, p)| p.clone())
-                .collect(),
-        )
-    }
-
-    /// Idle past both the history TTL and the idempotency window (so every
-    /// retained publication and key has expired) with nobody present.
-    fn idle_for(&self, now: Instant) -> bool {
-        self.presence.is_empty() && now.duration_since(self.last_active) > self.keep_for
+impl Default for MemoryCaps {
+    /// The configuration's defaults (`[memory]`).
+    fn default() -> Self {
+        MemoryCaps::from(&crate::config::MemorySettings::default())
     }
 }
 
@@ -113,6 +84,13 @@ impl TopicState {
 #[derive(Debug)]
 pub struct MemoryBroker {
     topics: DashMap<Topic, Arc<Mutex<TopicState>>>,
+    presence: DashMap<Topic, HashMap<String, Member>>,
+    usage: Arc<Usage>,
+    /// Keys the epochs of topics without a stream (see the module docs).
+    seed: std::hash::RandomState,
+    started: Instant,
+    /// When a refused publication last started a sweep.
+    last_reclaim: Mutex<Option<Instant>>,
     delivery: Arc<dyn Delivery>,
     /// Webhook sinks, queued under the topic's lock (so in offset order).
     sinks: std::sync::OnceLock<Arc<crate::sinks::memory::MemorySinks>>,
@@ -122,13 +100,23 @@ fn lock(state: &Mutex<TopicState>) -> MutexGuard<'_, TopicState> {
     state.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
+/// How long a stream outlives its last publication.
+fn retention(options: &TopicOptions) -> Duration {
+    options.history_ttl.max(options.idempotency_window)
+}
+
 impl MemoryBroker {
-    /// A broker delivering to `delivery` (the node's registry), with its
-    /// idle-topic sweeper running on the current Tokio runtime for as long as
-    /// the broker lives.
-    pub fn start(delivery: Arc<dyn Delivery>) -> Arc<MemoryBroker> {
+    /// A broker delivering to `delivery` (the node's registry) and holding
+    /// at most `caps`, with its idle-topic sweeper running on the current
+    /// Tokio runtime for as long as the broker lives.
+    pub fn start(delivery: Arc<dyn Delivery>, caps: MemoryCaps) -> Arc<MemoryBroker> {
         let broker = Arc::new(MemoryBroker {
             topics: DashMap::new(),
+            presence: DashMap::new(),
+            usage: Arc::new(Usage::new(caps)),
+            seed: std::hash::RandomState::new(),
+            started: Instant::now(),
+            last_reclaim: Mutex::new(None),
             delivery,
             sinks: std::sync::OnceLock::new(),
         });
@@ -151,71 +139,179 @@ impl MemoryBroker {
         self.sinks.set(sinks).is_ok()
     }
 
-    fn state(&self, topic: &Topic) -> Arc<Mutex<TopicState>> {
-        if let Some(s) = self.topics.get(topic) {
-            return s.clone();
-        }
-        self.topics
-            .entry(topic.clone())
-            .or_insert_with(|| Arc::new(Mutex::new(TopicState::new(Instant::now()))))
-            .clone()
+    /// The epoch a stream of `topic` created `now` gets: the same for every
+    /// instant of one bucket of the namespace's retention, so a read before
+    /// the first publication agrees with it. A stream is swept only after
+    /// being idle longer than its retention, so its successor is created in
+    /// a later bucket and never reuses its epoch.
+    fn fresh_epoch(&self, topic: &Topic, retention: Duration, now: Instant) -> Epoch {
+        let width = retention.as_millis().max(1);
+        let bucket = now.duration_since(self.started).as_millis() / width;
+        let hash = self.seed.hash_one((topic.as_str(), width, bucket));
+        Epoch::from_wire(&format!("{hash:016x}"))
     }
 
-    /// Forgets idle topics; returns how many were swept.
+    /// A topic's stream, if it has one.
+    fn existing(&self, topic: &Topic) -> Option<Arc<Mutex<TopicState>>> {
+        self.topics.get(topic).map(|s| s.clone())
+    }
+
+    /// A topic's stream, created (and counted) if it has none.
+    fn state_for_publish(
+        &self,
+        topic: &Topic,
+        options: &TopicOptions,
+        now: Instant,
+    ) -> Result<Arc<Mutex<TopicState>>, StoreFull> {
+        if let Some(s) = self.existing(topic) {
+            return Ok(s);
+        }
+        match self.topics.entry(topic.clone()) {
+            Entry::Occupied(e) => Ok(e.get().clone()),
+            Entry::Vacant(v) => {
+                self.usage.reserve_topic()?;
+                let epoch = self.fresh_epoch(topic, retention(options), now);
+                let state = Arc::new(Mutex::new(TopicState::new(epoch, now, self.usage.clone())));
+                v.insert(state.clone());
+                Ok(state)
+            }
+        }
+    }
+
+    /// Forgets idle topics and drops expired history everywhere; returns how
+    /// many topics were swept.
     pub fn sweep(&self, now: Instant) -> usize {
         let before = self.topics.len();
         self.topics.retain(|topic, state| {
-            let Ok(s) = state.try_lock() else { return true };
-            !s.idle_for(now) || self.delivery.has_subscribers(topic)
+            let mut s = match state.try_lock() {
+                Ok(s) => s,
+                Err(TryLockError::Poisoned(p)) => p.into_inner(),
+                Err(TryLockError::WouldBlock) => return true,
+            };
+            s.expire(now);
+            let keep = !s.idle_for(now) || self.delivery.has_subscribers(topic);
+            s.removed = !keep;
+            keep
         });
         before - self.topics.len()
+    }
+
+    /// Sweeps now unless a refused publication did within [`RECLAIM_EVERY`];
+    /// returns whether it swept.
+    fn reclaim(&self, now: Instant) -> bool {
+        {
+            let mut last = self
+                .last_reclaim
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            if last.is_some_and(|at| now.duration_since(at) < RECLAIM_EVERY) {
+                return false;
+            }
+            *last = Some(now);
+        }
+        self.sweep(now);
+        true
+    }
+
+    /// What the broker holds against its caps.
+    pub fn held(&self) -> StoreUsage {
+        StoreUsage {
+            topics: self.usage.topics(),
+            max_topics: self.usage.caps.max_topics,
+            history_bytes: self.usage.bytes(),
+            max_history_bytes: self.usage.caps.max_history_bytes,
+        }
+    }
+
+    /// Stores and delivers `req` if it fits; `Err` (with `req` back, boxed:
+    /// the refusal is the cold path) when a cap refuses it.
+    fn try_publish(
+        &self,
+        req: PublishRequest,
+        now: Instant,
+    ) -> Result<Position, Box<(PublishRequest, StoreFull)>> {
+        loop {
+            let state = match self.state_for_publish(&req.topic, &req.options, now) {
+                Ok(state) => state,
+                Err(full) => return Err(Box::new((req, full))),
+            };
+            let mut s = lock(&state);
+            if s.removed {
+                // Swept between the lookup and the lock: look it up again.
+                continue;
+            }
+            s.set_options(&req.options);
+            s.expire(now);
+            if let Some(key) = &req.idempotency_key
+                && let Some(offset) = s.repeated(key)
+            {
+                return Ok(Position {
+                    epoch: s.epoch.clone(),
+                    offset,
+                });
+            }
+            let id = crate::broker::random_uuid().simple().to_string();
+            let history_size = req.options.history_size;
+            let stored = if history_size > 0 {
+                publication_bytes(&req.event, &id, &req.data)
+            } else {
+                0
+            };
+            let keyed = req.idempotency_key.as_deref().map_or(0, idempotency_bytes);
+            let freed = s.trimmed_by_one_more(history_size);
+            if let Err(full) = self.usage.reserve_bytes(stored + keyed, freed) {
+                if s.offset == 0 {
+                    // Created for this publication: leave nothing behind.
+                    s.removed = true;
+                    drop(s);
+                    self.topics
+                        .remove_if(&req.topic, |_, v| Arc::ptr_eq(v, &state));
+                }
+                return Err(Box::new((req, full)));
+            }
+            s.offset += 1;
+            let publication = Arc::new(Publication {
+                topic: req.topic,
+                offset: s.offset,
+                event: req.event,
+                data: req.data,
+                ts: now_ms(),
+                id,
+            });
+            s.store(now, publication.clone(), stored, history_size);
+            if let Some(key) = req.idempotency_key {
+                let offset = s.offset;
+                s.remember(now, key, offset);
+            }
+            s.touch(now);
+            let position = s.position();
+            // Delivered under the topic's lock: fan-out order is offset order.
+            if let Some(sinks) = self.sinks.get() {
+                sinks.publication(&s.epoch, &publication);
+            }
+            self.delivery.deliver(&Broadcast::publication(publication));
+            return Ok(position);
+        }
     }
 }
 
 #[async_trait]
 impl StreamStore for MemoryBroker {
     async fn publish(&self, req: PublishRequest) -> Result<Position, BrokerError> {
-        let state = self.state(&req.topic);
-        let mut s = lock(&state);
         let now = Instant::now();
-        s.expire(now, &req.options);
-        if let Some(key) = &req.idempotency_key
-            && let Some(offset) = s.idempotency.get(key)
-        {
-            return Ok(Position {
-                epoch: s.epoch.clone(),
-                offset: *offset,
-            });
-        }
-        s.offset += 1;
-        let publication = Arc::new(Publication {
-            topic: req.topic,
-            offset: s.offset,
-            event: req.event,
-            data: req.data,
-            ts: now_ms(),
-            id: crate::broker::random_uuid().simple().to_string(),
-        });
-        if req.options.history_size > 0 {
-            s.history.push_back((now, publication.clone()));
-            while s.history.len() > req.options.history_size {
-                s.history.pop_front();
+        match self.try_publish(req, now) {
+            Ok(position) => Ok(position),
+            // Expired history may be what fills the node: sweep, try once more.
+            Err(refused) => {
+                let (req, full) = *refused;
+                if self.reclaim(now) {
+                    self.try_publish(req, now)
+                        .map_err(|refused| refused.1.into())
+                } else {
+                    Err(full.into())
+                }
             }
         }
-        if let Some(key) = req.idempotency_key {
-            let offset = s.offset;
-            s.idempotency.insert(key.clone(), offset);
-            s.idempotency_order.push_back((now, key));
-        }
-        s.last_active = now;
-        s.keep_for = req.options.history_ttl.max(req.options.idempotency_window);
-        let position = s.position();
-        // Delivered under the topic's lock: fan-out order is offset order.
-        if let Some(sinks) = self.sinks.get() {
-            sinks.publication(&s.epoch, &publication);
-        }
-        self.delivery.deliver(&Broadcast::publication(publication));
-        Ok(position)
     }
 
     async fn recover(
@@ -224,9 +320,21 @@ impl StreamStore for MemoryBroker {
         since: Option<&Position>,
         options: &TopicOptions,
     ) -> Result<Recovery, BrokerError> {
-        let state = self.state(topic);
+        let now = Instant::now();
+        let Some(state) = self.existing(topic) else {
+            // No stream: offset 0 in the epoch its first publication gets.
+            let position = Position {
+                epoch: self.fresh_epoch(topic, retention(options), now),
+                offset: 0,
+            };
+            let missed = match since {
+                Some(since) if *since != position => None,
+                _ => Some(Vec::new()),
+            };
+            return Ok(Recovery::new(position, missed));
+        };
         let mut s = lock(&state);
-        s.expire(Instant::now(), options);
+        s.expire(now);
         let position = s.position();
         let Some(since) = since else {
             return Ok(Recovery::new(position, Some(Vec::new())));
@@ -246,24 +354,28 @@ impl StreamStore for MemoryBroker {
         limit: usize,
         options: &TopicOptions,
     ) -> Result<HistoryPage, BrokerError> {
-        let state = self.state(topic);
+        let now = Instant::now();
+        let Some(state) = self.existing(topic) else {
+            return Ok(HistoryPage {
+                position: Position {
+                    epoch: self.fresh_epoch(topic, retention(options), now),
+                    offset: 0,
+                },
+                publications: Vec::new(),
+            });
+        };
         let mut s = lock(&state);
-        s.expire(Instant::now(), options);
+        s.expire(now);
         let publications = match since {
             Some(since) if since.epoch == s.epoch => s
-                .history
-                .iter()
-                .filter(|(_, p)| p.offset > since.offset)
+                .history()
+                .filter(|p| p.offset > since.offset)
                 .take(limit)
-                .map(|(_, p)| p.clone())
+                .cloned()
                 .collect(),
             _ => {
-                let skip = s.history.len().saturating_sub(limit);
-                s.history
-                    .iter()
-                    .skip(skip)
-                    .map(|(_, p)| p.clone())
-                    .collect()
+                let skip = s.history().len().saturating_sub(limit);
+                s.history().skip(skip).cloned().collect()
             }
         };
         Ok(HistoryPage {
@@ -271,14 +383,19 @@ impl StreamStore for MemoryBroker {
             publications,
         })
     }
+
+    fn usage(&self) -> Option<StoreUsage> {
+        Some(self.held())
+    }
 }
 
 #[async_trait]
 impl PresenceStore for MemoryBroker {
     async fn join(&self, topic: &Topic, member: Member, announce: bool) -> Result<(), BrokerError> {
-        let state = self.state(topic);
-        let mut s = lock(&state);
-        s.presence.insert(member.client_id.clone(), member.clone());
+        // Announced under the topic's presence entry: join and leave of one
+        // topic reach subscribers in the order they happened.
+        let mut members = self.presence.entry(topic.clone()).or_default();
+        members.insert(member.client_id.clone(), member.clone());
         if announce {
             self.delivery
                 .deliver(&Broadcast::presence(topic.clone(), member, true));
@@ -292,22 +409,24 @@ impl PresenceStore for MemoryBroker {
         member: Member,
         announce: bool,
     ) -> Result<(), BrokerError> {
-        let state = self.state(topic);
-        let mut s = lock(&state);
-        s.last_active = Instant::now();
-        if s.presence.remove(&member.client_id).is_some() && announce {
+        if let Some(mut members) = self.presence.get_mut(topic)
+            && members.remove(&member.client_id).is_some()
+            && announce
+        {
             self.delivery
                 .deliver(&Broadcast::presence(topic.clone(), member, false));
         }
+        self.presence
+            .remove_if(topic, |_, members| members.is_empty());
         Ok(())
     }
 
     async fn presence(&self, topic: &Topic) -> Result<Vec<Member>, BrokerError> {
-        let Some(state) = self.topics.get(topic).map(|s| s.clone()) else {
-            return Ok(Vec::new());
-        };
-        let s = lock(&state);
-        let mut members: Vec<Member> = s.presence.values().cloned().collect();
+        let mut members: Vec<Member> = self
+            .presence
+            .get(topic)
+            .map(|m| m.values().cloned().collect())
+            .unwrap_or_default();
         members.sort_by(|a, b| a.client_id.cmp(&b.client_id));
         Ok(members)
     }
@@ -379,7 +498,7 @@ mod proptests {
             .unwrap();
         rt.block_on(async {
             let delivery = Arc::new(RecordingDelivery::default());
-            let broker = MemoryBroker::start(delivery.clone());
+            let broker = MemoryBroker::start(delivery.clone(), MemoryCaps::default());
             let topic: Topic = "bookings:p".parse().unwrap();
             let (_inbox, _) = delivery.subscribe(&topic, "u");
 

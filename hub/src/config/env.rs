@@ -28,6 +28,8 @@ pub(super) const ENV_KEYS: &[(&str, EnvKind)] = &[
     ("redis.key_prefix", EnvKind::Str),
     ("redis.presence_ttl", EnvKind::Str),
     ("redis.probe_interval", EnvKind::Str),
+    ("memory.max_topics", EnvKind::Int),
+    ("memory.max_history_bytes", EnvKind::Int),
     ("auth.jwt_algorithm", EnvKind::Str),
     ("auth.jwt_secret", EnvKind::Str),
     ("auth.jwt_public_key_file", EnvKind::Str),

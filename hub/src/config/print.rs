@@ -71,6 +71,13 @@ impl Config {
         redis.insert("presence_ttl".into(), duration(self.redis.presence_ttl));
         redis.insert("probe_interval".into(), duration(self.redis.probe_interval));
         root.insert("redis".into(), Value::Table(redis));
+        let mut memory = Table::new();
+        memory.insert("max_topics".into(), int(self.memory.max_topics));
+        memory.insert(
+            "max_history_bytes".into(),
+            int(self.memory.max_history_bytes),
+        );
+        root.insert("memory".into(), Value::Table(memory));
         if let Some(outbox) = &self.outbox {
             root.insert("outbox".into(), Value::Table(outbox.to_table()));
         }

@@ -236,6 +236,10 @@ pub(super) fn read_config(
         Some(section) => read_redis(section)?,
         None => RedisSettings::default(),
     };
+    let memory = match root.table("memory")? {
+        Some(section) => read_memory(section)?,
+        None => MemorySettings::default(),
+    };
     let outbox = root
         .table("outbox")?
         .map(super::outbox::read_outbox)
@@ -282,6 +286,7 @@ pub(super) fn read_config(
         listen,
         redis_url,
         redis,
+        memory,
         node_name,
         drain_timeout,
         log_format,
@@ -518,6 +523,20 @@ pub(super) fn read_redis(mut section: Section<'_>) -> Result<RedisSettings, Conf
         key_prefix,
         presence_ttl: section.duration("presence_ttl", PRESENCE_TTL, d.presence_ttl)?,
         probe_interval: section.duration("probe_interval", PROBE_INTERVAL, d.probe_interval)?,
+    };
+    section.finish()?;
+    Ok(settings)
+}
+
+pub(super) fn read_memory(mut section: Section<'_>) -> Result<MemorySettings, ConfigError> {
+    let d = MemorySettings::default();
+    let settings = MemorySettings {
+        max_topics: section.size("max_topics", MAX_TOPICS, d.max_topics)?,
+        max_history_bytes: section.size(
+            "max_history_bytes",
+            MAX_HISTORY_BYTES,
+            d.max_history_bytes,
+        )?,
     };
     section.finish()?;
     Ok(settings)
