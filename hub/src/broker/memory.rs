@@ -181,7 +181,9 @@ impl MemoryBroker {
     /// Forgets idle topics and drops expired history everywhere; returns how
     /// many topics were swept.
     pub fn sweep(&self, now: Instant) -> usize {
-        let before = self.topics.len();
+        // Counted inside `retain`: publishers add topics while it runs, so
+        // `len()` before minus `len()` after could underflow.
+        let mut swept = 0;
         self.topics.retain(|topic, state| {
             let mut s = match state.try_lock() {
                 Ok(s) => s,
@@ -191,9 +193,10 @@ impl MemoryBroker {
             s.expire(now);
             let keep = !s.idle_for(now) || self.delivery.has_subscribers(topic);
             s.removed = !keep;
+            swept += usize::from(!keep);
             keep
         });
-        before - self.topics.len()
+        swept
     }
 
     /// Sweeps now unless a refused publication did within [`RECLAIM_EVERY`];
