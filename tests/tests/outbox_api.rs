@@ -82,8 +82,9 @@ async fn the_state_follows_the_consumer_from_missing_table_to_standby_to_leader(
     assert!(s["last_error_ago_ms"].is_u64(), "{s}");
 
     // The table exists, but another session holds the table's leader lock:
-    // this node stands by and still sees how old the oldest row is.
-    db.init_outbox("ob_api").await.unwrap();
+    // this node stands by and still sees how old the oldest row is. The
+    // lock is taken before the table exists: the node only tries for it once
+    // its statements prepare, so it cannot win the lock first.
     let holder = db.client().await.unwrap();
     let locked: bool = holder
         .query_one(
@@ -94,6 +95,7 @@ async fn the_state_follows_the_consumer_from_missing_table_to_standby_to_leader(
         .unwrap()
         .get(0);
     assert!(locked);
+    db.init_outbox("ob_api").await.unwrap();
     holder
         .batch_execute(
             "INSERT INTO ob_api (topic, event, data, created_at) VALUES
