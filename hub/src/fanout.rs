@@ -7,8 +7,8 @@ use std::sync::{Arc, OnceLock};
 use axum::extract::ws::Message;
 
 use crate::broker::Publication;
-use crate::protocol::Codec;
 use crate::protocol::frames::{Member, ServerFrame};
+use crate::protocol::{Codec, Encoded};
 use crate::topic::Topic;
 
 /// The content of a broadcast.
@@ -22,14 +22,15 @@ pub enum BroadcastKind {
     Leave(Member),
 }
 
-/// A push to all subscribers of one topic. The wire frames are built lazily,
-/// once per sub-protocol, and then cloned by reference for each subscriber.
+/// A push to all subscribers of one topic. The frame is encoded lazily, once
+/// per sub-protocol, into [`Encoded`] bytes that every subscriber's writer
+/// (WebSocket or SSE) shares by reference.
 #[derive(Debug)]
 pub struct Broadcast {
     topic: Topic,
     kind: BroadcastKind,
-    json: OnceLock<Message>,
-    msgpack: OnceLock<Message>,
+    json: OnceLock<Encoded>,
+    msgpack: OnceLock<Encoded>,
 }
 
 impl Broadcast {
@@ -80,16 +81,21 @@ impl Broadcast {
     /// JSON frame (encoded once, on first use, and kept for JSON writers).
     pub fn cost(&self) -> usize {
         // By reference: no clone of the shared bytes per subscriber.
-        message_len(self.json.get_or_init(|| Codec::Json.encode(&self.frame())))
+        self.encoded(Codec::Json).len()
     }
 
-    /// The wire message for `codec`, encoded on first use and shared after.
-    pub fn message(&self, codec: Codec) -> Message {
+    /// The frame encoded for `codec`: encoded on first use, shared after.
+    pub fn encoded(&self, codec: Codec) -> &Encoded {
         let cell = match codec {
             Codec::Json => &self.json,
             Codec::MsgPack => &self.msgpack,
         };
-        cell.get_or_init(|| codec.encode(&self.frame())).clone()
+        cell.get_or_init(|| codec.encode(&self.frame()))
+    }
+
+    /// The WebSocket message for `codec`, sharing the encoded bytes.
+    pub fn message(&self, codec: Codec) -> Message {
+        self.encoded(codec).clone().into()
     }
 
     fn frame(&self) -> ServerFrame<'_> {
@@ -199,6 +205,12 @@ mod tests {
             panic!("json is text");
         };
         assert_eq!(a.as_ptr(), c.as_ptr(), "same bytes, not a re-encode");
+        assert_eq!(
+            b.encoded(Codec::Json).as_bytes().as_ptr(),
+            a.as_ptr(),
+            "the SSE text and the WebSocket message are the same bytes"
+        );
+        assert_eq!(b.cost(), a.len());
         assert_eq!(
             serde_json::from_str::<serde_json::Value>(&a).unwrap(),
             json!({"type":"pub","topic":"bookings:1","offset":3,"event":"booking.created","data":{"id":1},"ts":5,"id":"p1"})

@@ -9,6 +9,6 @@ pub mod codec;
 pub mod codes;
 pub mod frames;
 
-pub use codec::{Codec, DecodeError};
+pub use codec::{Codec, DecodeError, Encoded};
 pub use codes::{CloseCode, ErrorCode};
 pub use frames::{ClientCommand, ClientFrame, Member, PositionWire, PublicationWire, ServerFrame};

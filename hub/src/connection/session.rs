@@ -305,7 +305,7 @@ impl Session {
     async fn reply(&self, frame: &ServerFrame<'_>) {
         let outcome = self
             .conn
-            .send(Outgoing::Frame(Box::new(self.codec.encode(frame))))
+            .send(Outgoing::Frame(Box::new(self.codec.encode(frame).into())))
             .await;
         crate::engine::queued(&self.hub, outcome);
     }

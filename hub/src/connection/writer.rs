@@ -257,7 +257,7 @@ where
             reason: code.reason(),
             reconnect: code.reconnect(),
         });
-        if self.sink.send(frame).await.is_ok() {
+        if self.sink.send(frame.into()).await.is_ok() {
             let close = Message::Close(Some(CloseFrame {
                 code: code.code(),
                 reason: Utf8Bytes::from_static(code.reason()),
@@ -352,7 +352,7 @@ mod tests {
             crate::fanout::SubscribedReply {
                 topic: t.clone(),
                 position,
-                frame: reply,
+                frame: reply.into(),
             },
         )))
         .await;
@@ -398,7 +398,7 @@ mod tests {
         );
         let task = tokio::spawn(writer.run(rx));
         let frame = Codec::Json.encode(&ServerFrame::Pong { id: 1 });
-        conn.push(Outgoing::Frame(Box::new(frame)));
+        conn.push(Outgoing::Frame(Box::new(frame.into())));
         let started = tokio::time::Instant::now();
         task.await.unwrap();
         assert_eq!(

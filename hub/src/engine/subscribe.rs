@@ -105,7 +105,7 @@ pub async fn open(
             let outcome = conn
                 .send(Outgoing::End {
                     topic: topic.clone(),
-                    frame: Box::new(frame),
+                    frame: Box::new(frame.into()),
                 })
                 .await;
             queued(hub, outcome);
@@ -125,7 +125,7 @@ pub async fn open(
         .send(Outgoing::Subscribed(Box::new(SubscribedReply {
             topic: topic.clone(),
             position: recovery.position,
-            frame,
+            frame: frame.into(),
         })))
         .await;
     if queued(hub, outcome) {

@@ -24,6 +24,56 @@ pub enum Codec {
     MsgPack,
 }
 
+/// A server frame encoded for one sub-protocol: JSON text or MessagePack
+/// bytes. Cloning shares the bytes (a reference count), so one encoding
+/// serves every WebSocket writer and SSE stream that sends it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Encoded {
+    /// A JSON object: a WebSocket text message, or an SSE event's data.
+    Text(Utf8Bytes),
+    /// A MessagePack map: a WebSocket binary message.
+    Binary(Bytes),
+}
+
+impl Encoded {
+    /// The encoded bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        match self {
+            Encoded::Text(t) => t.as_bytes(),
+            Encoded::Binary(b) => b,
+        }
+    }
+
+    /// The JSON text, or `None` for a MessagePack frame.
+    pub fn as_text(&self) -> Option<&str> {
+        match self {
+            Encoded::Text(t) => Some(t.as_str()),
+            Encoded::Binary(_) => None,
+        }
+    }
+
+    /// The size in bytes.
+    pub fn len(&self) -> usize {
+        self.as_bytes().len()
+    }
+
+    /// Whether it holds no bytes (a MessagePack frame whose encoding failed).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl From<Encoded> for Message {
+    /// The WebSocket message carrying it: text for JSON, binary for
+    /// MessagePack. No bytes are copied.
+    fn from(e: Encoded) -> Message {
+        match e {
+            Encoded::Text(t) => Message::Text(t),
+            Encoded::Binary(b) => Message::Binary(b),
+        }
+    }
+}
+
 /// Why an incoming frame could not be turned into a command.
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum DecodeError {
@@ -75,8 +125,8 @@ impl Codec {
         }
     }
 
-    /// Encodes a frame into a WebSocket message of this sub-protocol.
-    pub fn encode(self, frame: &ServerFrame<'_>) -> Message {
+    /// Encodes a frame for this sub-protocol.
+    pub fn encode(self, frame: &ServerFrame<'_>) -> Encoded {
         match self {
             Codec::Json => {
                 // Serializing these frames cannot fail: every map key is a string.
@@ -86,14 +136,14 @@ impl Codec {
                         r#"{"type":"error","code":"internal","message":"encoding failed"}"#,
                     )
                 });
-                Message::Text(Utf8Bytes::from(text))
+                Encoded::Text(Utf8Bytes::from(text))
             }
             Codec::MsgPack => {
                 let bin = rmp_serde::to_vec_named(frame).unwrap_or_else(|e| {
                     tracing::error!(error = %e, "msgpack encoding failed");
                     Vec::new()
                 });
-                Message::Binary(Bytes::from(bin))
+                Encoded::Binary(Bytes::from(bin))
             }
         }
     }
@@ -409,11 +459,11 @@ mod tests {
     fn server_frames_encode_on_both_protocols() {
         let frame = ServerFrame::Pong { id: 4 };
         match Codec::Json.encode(&frame) {
-            Message::Text(t) => assert_eq!(t.as_str(), r#"{"type":"pong","id":4}"#),
+            Encoded::Text(t) => assert_eq!(t.as_str(), r#"{"type":"pong","id":4}"#),
             other => panic!("{other:?}"),
         }
         match Codec::MsgPack.encode(&frame) {
-            Message::Binary(b) => {
+            Encoded::Binary(b) => {
                 let v: serde_json::Value = rmp_serde::from_slice(&b).unwrap();
                 assert_eq!(v, json!({"type":"pong","id":4}));
             }
@@ -425,7 +475,7 @@ mod tests {
             message: "m",
         };
         match Codec::Json.encode(&err) {
-            Message::Text(t) => assert_eq!(
+            Encoded::Text(t) => assert_eq!(
                 t.as_str(),
                 r#"{"type":"error","code":"bad_request","message":"m"}"#
             ),

@@ -28,7 +28,7 @@ use crate::connection::tracker::{Emit, Tracker};
 use crate::fanout::{BroadcastKind, Outgoing};
 use crate::hub::Hub;
 use crate::protocol::frames::{PositionWire, PublicationWire, ServerFrame};
-use crate::protocol::{CloseCode, Codec};
+use crate::protocol::{CloseCode, Codec, Encoded};
 use crate::topic::Topic;
 
 /// Starts the task (on the hub's task tracker, which a drain waits for)
@@ -96,6 +96,7 @@ struct SubscribedFrame {
     publications: Vec<PublicationWire>,
 }
 
+/// The JSON text of a per-connection frame (the stream's codec is JSON).
 fn text(msg: &Message) -> &str {
     match msg {
         Message::Text(t) => t.as_str(),
@@ -103,10 +104,15 @@ fn text(msg: &Message) -> &str {
     }
 }
 
+/// The JSON text of an encoded frame (always text: JSON encodes to UTF-8).
+fn json(encoded: &Encoded) -> &str {
+    encoded.as_text().unwrap_or_default()
+}
+
 fn json_event(kind: &'static str, frame: &ServerFrame<'_>) -> Event {
     Event::default()
         .event(kind)
-        .data(text(&Codec::Json.encode(frame)))
+        .data(json(&Codec::Json.encode(frame)))
 }
 
 impl StreamState {
@@ -195,19 +201,19 @@ impl StreamState {
                     );
                     self.hub.metrics.deliveries(1);
                     let id = self.cursor.event_id();
-                    let msg = b.message(Codec::Json);
+                    let msg = b.encoded(Codec::Json);
                     self.pending
-                        .push_back(Event::default().event("pub").id(id).data(text(&msg)));
+                        .push_back(Event::default().event("pub").id(id).data(json(msg)));
                 }
                 BroadcastKind::Join(_) => {
-                    let msg = b.message(Codec::Json);
+                    let msg = b.encoded(Codec::Json);
                     self.pending
-                        .push_back(Event::default().event("join").data(text(&msg)));
+                        .push_back(Event::default().event("join").data(json(msg)));
                 }
                 BroadcastKind::Leave(_) => {
-                    let msg = b.message(Codec::Json);
+                    let msg = b.encoded(Codec::Json);
                     self.pending
-                        .push_back(Event::default().event("leave").data(text(&msg)));
+                        .push_back(Event::default().event("leave").data(json(msg)));
                 }
             },
         }

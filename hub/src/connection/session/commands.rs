@@ -53,7 +53,7 @@ impl Session {
                     .conn
                     .send(Outgoing::End {
                         topic,
-                        frame: Box::new(frame),
+                        frame: Box::new(frame.into()),
                     })
                     .await;
                 engine::queued(&self.hub, outcome);
@@ -177,7 +177,7 @@ impl Session {
                 .conn
                 .send(Outgoing::End {
                     topic,
-                    frame: Box::new(frame),
+                    frame: Box::new(frame.into()),
                 })
                 .await;
             engine::queued(&self.hub, outcome);

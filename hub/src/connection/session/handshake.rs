@@ -83,7 +83,7 @@ pub(super) async fn refuse_and_linger<S, R>(
                 code: err.code(),
                 message: &msg,
             };
-            if sink.send(codec.encode(&frame)).await.is_err() {
+            if sink.send(codec.encode(&frame).into()).await.is_err() {
                 return;
             }
         }
@@ -118,7 +118,7 @@ async fn refuse<S: Sink<Message> + Unpin>(sink: &mut S, codec: Codec, code: Clos
         reason: code.reason(),
         reconnect: code.reconnect(),
     };
-    if sink.send(codec.encode(&frame)).await.is_ok() {
+    if sink.send(codec.encode(&frame).into()).await.is_ok() {
         let close = CloseFrame {
             code: code.code(),
             reason: Utf8Bytes::from_static(code.reason()),
