@@ -112,6 +112,7 @@ pub(crate) fn markdown(args: &Report) -> Result<()> {
         .filter_map(|l| serde_json::from_str(l).ok())
         .collect();
     print!("{}", ratios(&runs));
+    print!("{}", targets(&runs));
     print!("{}", tables(&runs));
     if let Some(path) = &args.chart {
         let points: Vec<(f64, [f64; 3])> = runs
@@ -281,13 +282,13 @@ fn ratios(runs: &[Map<String, Value>]) -> String {
             ) else {
                 continue;
             };
-            let ratio = if r > 0.0 {
-                format!("{:.2}", h / r)
+            let (ratio, verdict) = if r > 0.0 {
+                (format!("{:.2}", h / r), verdict(h / r, target))
             } else {
-                "—".into()
+                ("—".into(), "—".into())
             };
             rows.push(format!(
-                "| {s} ({}) | {what} | {r} | {h} | **{ratio}** | {target} |",
+                "| {s} ({}) | {what} | {r} | {h} | **{ratio}** | {target} | {verdict} |",
                 params.join(", ")
             ));
         }
@@ -297,7 +298,171 @@ fn ratios(runs: &[Map<String, Value>]) -> String {
     }
     let mut out = String::from(
         "### Hubbub against the reference server (same run)\n\n\
-         | run | figure | reference | Hubbub | ratio | target |\n|---|---|---|---|---|---|\n",
+         | run | figure | reference | Hubbub | ratio | target | verdict |\n|---|---|---|---|---|---|---|\n",
+    );
+    for row in rows {
+        let _ = writeln!(out, "{row}");
+    }
+    out.push('\n');
+    out
+}
+
+/// Whether `value` meets `target` ("≤ N" or "≥ N"; anything else has no
+/// verdict), and by how much it misses: "met", or "missed by 41%".
+fn verdict(value: f64, target: &str) -> String {
+    let (at_most, bound) = if let Some(n) = target.strip_prefix("≤ ") {
+        (true, n)
+    } else if let Some(n) = target.strip_prefix("≥ ") {
+        (false, n)
+    } else {
+        return "—".into();
+    };
+    let Ok(bound) = bound.trim().parse::<f64>() else {
+        return "—".into();
+    };
+    let met = if at_most {
+        value <= bound
+    } else {
+        value >= bound
+    };
+    if met {
+        "met".into()
+    } else if bound == 0.0 {
+        "missed".into()
+    } else {
+        format!("missed by {:.0}%", (value / bound - 1.0).abs() * 100.0)
+    }
+}
+
+/// How a target's figure is computed from the runs (`None`: not run).
+type Figure = fn(&[Map<String, Value>]) -> Option<f64>;
+
+/// The latest run with `label` and `scenario` whose parameters include `params`.
+fn find<'a>(
+    runs: &'a [Map<String, Value>],
+    label: &str,
+    scenario: &str,
+    params: &[(&str, f64)],
+) -> Option<&'a Map<String, Value>> {
+    runs.iter().rev().find(|r| {
+        r.get("label").and_then(Value::as_str) == Some(label)
+            && r.get("scenario").and_then(Value::as_str) == Some(scenario)
+            && params
+                .iter()
+                .all(|(k, v)| r.get(*k).and_then(Value::as_f64) == Some(*v))
+    })
+}
+
+fn figure(
+    runs: &[Map<String, Value>],
+    label: &str,
+    scenario: &str,
+    params: &[(&str, f64)],
+    key: &str,
+) -> Option<f64> {
+    find(runs, label, scenario, params)?.get(key)?.as_f64()
+}
+
+/// Issue 14's targets that are not ratios to the reference: (the figure,
+/// the target, how to compute it).
+const TARGETS: &[(&str, &str, Figure)] = &[
+    (
+        "hub CPU per new connection, µs (storm, 10,000 clients, concurrency 1024)",
+        "≤ 40",
+        |runs| {
+            figure(
+                runs,
+                "memory/1core/pair",
+                "storm",
+                &[("clients", 10000.0), ("concurrency", 1024.0)],
+                "hub_cpu_us_per_conn",
+            )
+        },
+    ),
+    (
+        "memory per idle subscribed connection, KiB (15,000 clients)",
+        "≤ 4.0",
+        |runs| {
+            figure(
+                runs,
+                "memory/1core",
+                "idle",
+                &[("clients", 15000.0)],
+                "kib_per_conn",
+            )
+        },
+    ),
+    (
+        "single REST publishes per second, one node on Redis (concurrency 128)",
+        "≥ 40000",
+        |runs| {
+            figure(
+                runs,
+                "redis-1node/single",
+                "publish",
+                &[("batch", 1.0)],
+                "pubs_per_s",
+            )
+        },
+    ),
+    (
+        "fan-out CPU per delivery, Redis ÷ memory (2,000 subscribers × 10/s)",
+        "≤ 1.1",
+        |runs| {
+            let at = [("subs", 2000.0), ("rate", 10.0)];
+            let redis = figure(
+                runs,
+                "redis-1node/fanout",
+                "fanout",
+                &at,
+                "hub_cpu_us_per_delivery",
+            )?;
+            let memory = figure(
+                runs,
+                "memory/1core/sweep",
+                "fanout",
+                &at,
+                "hub_cpu_us_per_delivery",
+            )?;
+            (memory > 0.0).then(|| redis / memory)
+        },
+    ),
+    (
+        "p99 of the other node's subscribers minus p99 of all subscribers, ms (2 nodes on Redis, 2,000 × 10/s)",
+        "≤ 2",
+        |runs| {
+            let r = find(
+                runs,
+                "redis-2node/fanout",
+                "fanout",
+                &[("subs", 2000.0), ("rate", 10.0)],
+            )?;
+            Some(r.get("other_node_p99_ms")?.as_f64()? - r.get("p99_ms")?.as_f64()?)
+        },
+    ),
+];
+
+/// The table of issue 14's targets that are not ratios to the reference,
+/// each with this run's figure and whether it is met. Rows whose runs are
+/// missing (a `--no-redis` run) are left out; empty when none ran.
+fn targets(runs: &[Map<String, Value>]) -> String {
+    let rows: Vec<String> = TARGETS
+        .iter()
+        .filter_map(|(what, target, get)| {
+            let v = get(runs)?;
+            let shown = (v * 1000.0).round() / 1000.0;
+            Some(format!(
+                "| {what} | {shown} | {target} | {} |",
+                verdict(v, target)
+            ))
+        })
+        .collect();
+    if rows.is_empty() {
+        return String::new();
+    }
+    let mut out = String::from(
+        "### Targets that are not ratios (same run)\n\n\
+         | figure | Hubbub | target | verdict |\n|---|---|---|---|\n",
     );
     for row in rows {
         let _ = writeln!(out, "{row}");
@@ -420,5 +585,41 @@ mod tests {
         assert!(mem < one && one < two, "{md}");
         assert!(md.contains("#### `publish` (redis-1node)\n"), "{md}");
         assert_eq!(md.matches("| memory/1core |").count(), 1, "{md}");
+    }
+
+    #[test]
+    fn a_verdict_says_met_or_by_how_much_it_misses() {
+        assert_eq!(verdict(1.05, "≤ 1.1"), "met");
+        assert_eq!(verdict(1.41, "≤ 1.1"), "missed by 28%");
+        assert_eq!(verdict(10986.0, "≥ 40000"), "missed by 73%");
+        assert_eq!(verdict(41000.0, "≥ 40000"), "met");
+        assert_eq!(verdict(3.0, "—"), "—");
+    }
+
+    #[test]
+    fn the_targets_table_reads_the_runs_it_names() {
+        let runs = [
+            run(
+                r#"{"scenario":"idle","label":"memory/1core","clients":15000,"kib_per_conn":5.311}"#,
+            ),
+            run(r#"{"scenario":"idle","label":"memory/1core","clients":1000,"kib_per_conn":1.0}"#),
+            run(
+                r#"{"scenario":"fanout","label":"redis-1node/fanout","subs":2000,"rate":10.0,"hub_cpu_us_per_delivery":11.0}"#,
+            ),
+            run(
+                r#"{"scenario":"fanout","label":"memory/1core/sweep","subs":2000,"rate":10.0,"hub_cpu_us_per_delivery":10.0}"#,
+            ),
+        ];
+        let md = targets(&runs);
+        assert!(
+            md.contains("| memory per idle subscribed connection, KiB (15,000 clients) | 5.311 | ≤ 4.0 | missed by 33% |"),
+            "{md}"
+        );
+        assert!(md.contains("| 1.1 | ≤ 1.1 | met |"), "{md}");
+        assert!(
+            !md.contains("publishes per second"),
+            "no Redis publish run: {md}"
+        );
+        assert_eq!(targets(&[]), "");
     }
 }
