@@ -147,16 +147,23 @@ fn api_routes(hub: Arc<Hub>) -> Router {
 
 /// Every request gets an `x-request-id` (kept when the caller sent one,
 /// echoed in the answer) and a span carrying it, so each log line about a
-/// request or a connection names it. Layers added later wrap earlier ones.
+/// request or a connection names it.
+///
+/// The layers wrap the whole router once, as the fallback of an otherwise
+/// empty one: `Router::layer` would wrap every route in its own boxed
+/// service per layer, and each request would clone and allocate those boxes
+/// (callgrind counted 22 boxed-service clones per REST publish).
 fn traced(router: Router) -> Router {
-    router
-        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+    let layered = tower::ServiceBuilder::new()
+        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
         .layer(
             TraceLayer::new_for_http()
                 .make_span_with(request_span as fn(&_) -> _)
                 .on_failure(log_failure as fn(_, _, &_)),
         )
-        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+        .service(router);
+    Router::new().fallback_service(layered)
 }
 
 /// A 503 is expected (draining, Redis down, JWKS not fetched yet; each is
